@@ -1,0 +1,1 @@
+//! SigV4 verification and IAM policy evaluation (placeholder until built).

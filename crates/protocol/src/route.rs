@@ -1,0 +1,1 @@
+//! Which service a raw request is for.
