@@ -272,7 +272,7 @@ pub struct ShapeRef {
     pub xml_namespace: Option<Value>,
     #[serde(default)]
     pub timestamp_format: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "jsonvalue")]
     pub json_value: Option<bool>,
     #[serde(default)]
     pub idempotency_token: Option<bool>,
@@ -332,7 +332,7 @@ pub struct Shape {
     pub payload: Option<String>,
     #[serde(default)]
     pub streaming: Option<bool>,
-    #[serde(default)]
+    #[serde(default, alias = "eventstream")]
     pub event_stream: Option<bool>,
     #[serde(default)]
     pub exception: bool,
@@ -356,7 +356,7 @@ pub struct Shape {
     pub document: Option<bool>,
     #[serde(default)]
     pub sensitive: Option<bool>,
-    #[serde(default)]
+    #[serde(default, alias = "jsonvalue")]
     pub json_value: Option<bool>,
     #[serde(default)]
     pub event: Option<bool>,

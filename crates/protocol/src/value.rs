@@ -39,6 +39,10 @@ pub fn value_to_epoch(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
+fn epoch_of(dt: OffsetDateTime) -> f64 {
+    dt.unix_timestamp() as f64 + f64::from(dt.nanosecond()) / 1e9
+}
+
 fn to_datetime(secs: f64) -> Option<OffsetDateTime> {
     let nanos = (secs * 1e9).round() as i128;
     OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
@@ -95,10 +99,10 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         return Some(n);
     }
     if let Ok(dt) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some(dt.unix_timestamp_nanos() as f64 / 1e9);
+        return Some(epoch_of(dt));
     }
     if let Ok(dt) = OffsetDateTime::parse(s, &Rfc2822) {
-        return Some(dt.unix_timestamp_nanos() as f64 / 1e9);
+        return Some(epoch_of(dt));
     }
     // RFC 822 with the GMT zone name, which Rfc2822 in `time` does not take.
     if let Some(stripped) = s.strip_suffix(" GMT").or_else(|| s.strip_suffix(" UTC")) {
@@ -114,7 +118,7 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
     );
     if let Ok(dt) = PrimitiveDateTime::parse(s, &fmt) {
-        return Some(dt.assume_offset(UtcOffset::UTC).unix_timestamp_nanos() as f64 / 1e9);
+        return Some(epoch_of(dt.assume_offset(UtcOffset::UTC)));
     }
     None
 }

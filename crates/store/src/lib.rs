@@ -6,6 +6,10 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
 /// The partition a record lives in. Global services (IAM, STS) use region [`GLOBAL`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Scope {
