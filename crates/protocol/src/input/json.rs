@@ -142,7 +142,6 @@ fn scalar(r: &ShapeRef, shape: &Shape, v: &Value) -> Parsed<Value> {
     match (ty, v) {
         ("string" | "", Value::String(_)) => Ok(v.clone()),
         ("string" | "", _) if is_json_value(r, shape) => Ok(Value::from(v.to_string())),
-        ("string" | "", Value::Number(_) | Value::Bool(_)) => Ok(Value::from(v.to_string())),
         (t, Value::Number(n)) if is_integer_type(t) => {
             if let Some(i) = n.as_i64() {
                 int_value(t, i)
