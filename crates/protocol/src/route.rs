@@ -117,7 +117,10 @@ fn form_params(req: &HttpRequest) -> Vec<(String, String)> {
 
 fn by_version(req: &HttpRequest) -> Option<&'static str> {
     let params = form_params(req);
-    let version = params.iter().find(|(k, _)| k == "Version").map(|(_, v)| v.as_str())?;
+    let version = params
+        .iter()
+        .find(|(k, _)| k == "Version")
+        .map(|(_, v)| v.as_str())?;
     lookup(QUERY_VERSIONS, version)
 }
 
@@ -149,8 +152,17 @@ fn by_path(req: &HttpRequest) -> Option<&'static str> {
     if p.starts_with("/v1/") {
         return Some("batch");
     }
-    let eks_roots = ["/clusters", "/addons", "/cluster-registrations", "/capabilities", "/insights"];
-    if eks_roots.iter().any(|r| p == *r || p.starts_with(&format!("{r}/"))) {
+    let eks_roots = [
+        "/clusters",
+        "/addons",
+        "/cluster-registrations",
+        "/capabilities",
+        "/insights",
+    ];
+    if eks_roots
+        .iter()
+        .any(|r| p == *r || p.starts_with(&format!("{r}/")))
+    {
         return Some("eks");
     }
     None
@@ -188,7 +200,10 @@ pub fn route(req: &HttpRequest) -> Option<Route> {
     let host = host.split(':').next().unwrap_or("");
     for label in host.split('.') {
         if label == "s3" || label.starts_with("s3-") {
-            return Some(Route { service: "s3", region });
+            return Some(Route {
+                service: "s3",
+                region,
+            });
         }
         if let Some(service) = lookup(SIGNING_NAMES, label) {
             return Some(Route { service, region });
@@ -206,7 +221,10 @@ mod tests {
         HttpRequest::from_uri(
             "POST",
             uri,
-            headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             bytes::Bytes::from(body.to_string()),
         )
     }
@@ -239,27 +257,65 @@ mod tests {
     #[test]
     fn routes() {
         let auth = "AWS4-HMAC-SHA256 Credential=AKID/20261125/eu-west-1/sts/aws4_request, SignedHeaders=host, Signature=abc";
-        let r = route(&req(&[("Authorization", auth)], "/", "Action=GetCallerIdentity")).expect("routed");
+        let r = route(&req(
+            &[("Authorization", auth)],
+            "/",
+            "Action=GetCallerIdentity",
+        ))
+        .expect("routed");
         assert_eq!(r.service, "sts");
         assert_eq!(r.region.as_deref(), Some("eu-west-1"));
 
         let elb = "AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/elasticloadbalancing/aws4_request, SignedHeaders=host, Signature=abc";
-        let form = [("Authorization", elb), ("Content-Type", "application/x-www-form-urlencoded")];
-        let r = route(&req(&form, "/", "Action=DescribeLoadBalancers&Version=2012-06-01")).expect("elb");
+        let form = [
+            ("Authorization", elb),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ];
+        let r = route(&req(
+            &form,
+            "/",
+            "Action=DescribeLoadBalancers&Version=2012-06-01",
+        ))
+        .expect("elb");
         assert_eq!(r.service, "elb");
-        let r = route(&req(&form, "/", "Action=DescribeLoadBalancers&Version=2015-12-01")).expect("elbv2");
+        let r = route(&req(
+            &form,
+            "/",
+            "Action=DescribeLoadBalancers&Version=2015-12-01",
+        ))
+        .expect("elbv2");
         assert_eq!(r.service, "elbv2");
 
-        let r = route(&req(&[("X-Amz-Target", "Logs_20140328.DescribeLogGroups")], "/", "{}")).expect("logs");
+        let r = route(&req(
+            &[("X-Amz-Target", "Logs_20140328.DescribeLogGroups")],
+            "/",
+            "{}",
+        ))
+        .expect("logs");
         assert_eq!(r.service, "logs");
-        let r = route(&req(&[], "/service/GraniteServiceVersion20100801/operation/GetMetricData", "")).expect("cw");
+        let r = route(&req(
+            &[],
+            "/service/GraniteServiceVersion20100801/operation/GetMetricData",
+            "",
+        ))
+        .expect("cw");
         assert_eq!(r.service, "cloudwatch");
         let r = route(&req(&[], "/2015-03-31/functions/f/invocations", "")).expect("lambda");
         assert_eq!(r.service, "lambda");
         let form = [("Content-Type", "application/x-www-form-urlencoded")];
-        let r = route(&req(&form, "/", "Action=DescribeInstances&Version=2016-11-15")).expect("ec2");
+        let r = route(&req(
+            &form,
+            "/",
+            "Action=DescribeInstances&Version=2016-11-15",
+        ))
+        .expect("ec2");
         assert_eq!(r.service, "ec2");
-        let r = route(&req(&[("Host", "bucket.s3.localhost.localstack.cloud:4566")], "/key", "")).expect("s3");
+        let r = route(&req(
+            &[("Host", "bucket.s3.localhost.localstack.cloud:4566")],
+            "/key",
+            "",
+        ))
+        .expect("s3");
         assert_eq!(r.service, "s3");
         assert!(route(&req(&[], "/nothing", "")).is_none());
         let presigned = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261125%2Fus-east-1%2Fs3%2Faws4_request";

@@ -1,0 +1,453 @@
+//! The HTTP endpoint: one listener that answers every AWS service and ferrocloud's own
+//! `/_ferrocloud/...` endpoints. A request goes: body limit -> routing -> protocol and operation
+//! -> authentication -> input parsing -> service handler -> serializer. Every step that fails
+//! answers an AWS-shaped error in the protocol of the service.
+
+use crate::authn::{self, Caller};
+use crate::config::Config;
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use fc_protocol::route::{self, ALL_SERVICES};
+use fc_protocol::{ApiError, HttpRequest, HttpResponse, Protocol, ResponseContext};
+use fc_services::{Registry, RequestContext};
+use fc_store::Store;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tracing::{info, info_span, warn, Instrument};
+
+/// Everything a request needs, cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub cfg: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub registry: Registry,
+}
+
+type Resp = hyper::Response<Full<Bytes>>;
+
+fn plain(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn to_hyper(resp: HttpResponse, request_id: &str) -> Resp {
+    let mut r = hyper::Response::new(Full::new(Bytes::from(resp.body)));
+    *r.status_mut() =
+        http::StatusCode::from_u16(resp.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    for (k, v) in resp.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
+            h.append(k, v);
+        }
+    }
+    if !h.contains_key("x-amzn-requestid") {
+        if let Ok(v) = http::HeaderValue::from_str(request_id) {
+            h.insert("x-amzn-requestid", v);
+        }
+    }
+    r
+}
+
+/// Undo `Content-Encoding: gzip` on a request body (within the body limit), and drop the
+/// header so parsers see the plain body.
+fn decode_content_encoding(req: &mut HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let Some(enc) = req.header("content-encoding").map(str::to_ascii_lowercase) else {
+        return Ok(());
+    };
+    let codings: Vec<&str> = enc
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if !codings.contains(&"gzip") {
+        return Ok(());
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(&req.body[..]).take(limit as u64 + 1);
+    decoder.read_to_end(&mut out).map_err(|e| {
+        ApiError::client(
+            "InvalidRequest",
+            format!("the gzip-encoded body cannot be decoded: {e}"),
+        )
+    })?;
+    if out.len() > limit {
+        return Err(ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Decoded request body is larger than the limit of {limit} bytes"),
+        ));
+    }
+    req.body = Bytes::from(out);
+    let rest: Vec<&str> = codings.into_iter().filter(|c| *c != "gzip").collect();
+    req.headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case("content-encoding"));
+    if !rest.is_empty() {
+        req.headers
+            .push(("content-encoding".to_string(), rest.join(", ")));
+    }
+    Ok(())
+}
+
+/// An error for a request whose service is unknown: awsQuery-style XML, which every AWS
+/// client can read.
+fn unknown_service_error(request_id: &str, message: &str) -> Resp {
+    let model = fc_protocol::service_model("sts").expect("sts model is vendored");
+    let err = ApiError::client("UnknownService", message);
+    let ctx = ResponseContext {
+        request_id: request_id.to_string(),
+    };
+    to_hyper(
+        fc_protocol::serialize_error(model, Protocol::Query, None, &err, &ctx),
+        request_id,
+    )
+}
+
+impl App {
+    /// Health: every service the models know, and whether ferrocloud serves it.
+    pub fn health(&self) -> serde_json::Value {
+        let services: serde_json::Map<String, serde_json::Value> = ALL_SERVICES
+            .iter()
+            .map(|s| {
+                let state = if self.registry.get(s).is_some() {
+                    "available"
+                } else {
+                    "unavailable"
+                };
+                (s.to_string(), json!(state))
+            })
+            .collect();
+        json!({
+            "status": "running",
+            "version": env!("CARGO_PKG_VERSION"),
+            "edition": "ferrocloud",
+            "services": services,
+        })
+    }
+
+    async fn handle(self, req: hyper::Request<Incoming>, remote: SocketAddr) -> Resp {
+        let request_id = fc_types::ids::request_id();
+        let started = Instant::now();
+        let method = req.method().as_str().to_string();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+
+        if let Some(internal) = path.strip_prefix("/_ferrocloud/") {
+            return self.internal(&method, internal).await;
+        }
+
+        let mut http_req = HttpRequest {
+            method,
+            path,
+            query,
+            headers,
+            body: Bytes::new(),
+        };
+        let route = route::route(&http_req);
+        // Read the body within the limit.
+        let limit = self.cfg.max_body_bytes;
+        let body = match Limited::new(req.into_body(), limit).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let too_big = e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                let err = if too_big {
+                    ApiError::new(
+                        413,
+                        "RequestEntityTooLarge",
+                        format!("Request body is larger than the limit of {limit} bytes"),
+                    )
+                } else {
+                    ApiError::client(
+                        "IncompleteBody",
+                        format!("could not read the request body: {e}"),
+                    )
+                };
+                return match route {
+                    Some(r) => self.error_for(r.service, &http_req, &err, &request_id),
+                    None => unknown_service_error(&request_id, &err.message),
+                };
+            }
+        };
+        http_req.body = body;
+        // SDKs gzip large bodies (CloudWatch PutMetricData) and say so in Content-Encoding.
+        // Signatures cover the body as sent: keep it for authentication when it gets decoded.
+        let signed_req = http_req
+            .header("content-encoding")
+            .map(|_| http_req.clone());
+        if let Err(err) = decode_content_encoding(&mut http_req, limit) {
+            return match route::route(&http_req) {
+                Some(r) => self.error_for(r.service, &http_req, &err, &request_id),
+                None => unknown_service_error(&request_id, &err.message),
+            };
+        }
+        // The routing decision may depend on the form body (Action/Version): decide again.
+        let route = route::route(&http_req);
+        let Some(route) = route else {
+            return unknown_service_error(
+                &request_id,
+                "ferrocloud could not tell which AWS service this request is for",
+            );
+        };
+        let region = route
+            .region
+            .clone()
+            .unwrap_or_else(|| self.cfg.region.clone());
+        let service = route.service;
+        let Some(model) = fc_protocol::service_model(service) else {
+            return unknown_service_error(&request_id, &format!("unknown service {service}"));
+        };
+        let protocol = fc_protocol::detect_protocol(model, &http_req);
+        let rctx = ResponseContext {
+            request_id: request_id.clone(),
+        };
+        let op = match fc_protocol::resolve_operation(model, protocol, &http_req) {
+            Ok(op) => op,
+            Err(err) => {
+                info!(request_id, service, status = err.status, code = %err.code, "unresolved operation");
+                return to_hyper(
+                    fc_protocol::serialize_error(model, protocol, None, &err, &rctx),
+                    &request_id,
+                );
+            }
+        };
+        let json_codes = matches!(
+            protocol,
+            Protocol::Json | Protocol::RestJson | Protocol::RpcV2Cbor
+        );
+        let caller = match authn::authenticate(
+            &self,
+            signed_req.as_ref().unwrap_or(&http_req),
+            json_codes,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(err) => {
+                info!(request_id, service, operation = %op.name, status = err.status, code = %err.code, "authentication failed");
+                return to_hyper(
+                    fc_protocol::serialize_error(model, protocol, Some(op), &err, &rctx),
+                    &request_id,
+                );
+            }
+        };
+        let span = info_span!(
+            "request",
+            request_id = %request_id,
+            service,
+            operation = %op.name,
+            account = %caller.account,
+            region = %region,
+        );
+        let host = http_req
+            .header("host")
+            .unwrap_or("localhost:4566")
+            .to_string();
+        let result = self
+            .dispatch(
+                model,
+                protocol,
+                op,
+                &http_req,
+                caller,
+                &region,
+                &request_id,
+                &host,
+            )
+            .instrument(span.clone())
+            .await;
+        let (resp, status) = match result {
+            Ok(value) => {
+                let r = fc_protocol::serialize_response(model, protocol, op, &value, &rctx);
+                let s = r.status;
+                (r, s)
+            }
+            Err(err) => {
+                let r = fc_protocol::serialize_error(model, protocol, Some(op), &err, &rctx);
+                let s = r.status;
+                span.in_scope(|| info!(code = %err.code, message = %err.message, "error"));
+                (r, s)
+            }
+        };
+        span.in_scope(|| {
+            info!(
+                status,
+                remote = %remote,
+                micros = started.elapsed().as_micros() as u64,
+                "served"
+            )
+        });
+        to_hyper(resp, &request_id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dispatch(
+        &self,
+        model: &fc_protocol::ServiceModel,
+        protocol: Protocol,
+        op: &fc_protocol::Operation,
+        req: &HttpRequest,
+        caller: Caller,
+        region: &str,
+        request_id: &str,
+        host: &str,
+    ) -> Result<serde_json::Value, ApiError> {
+        let input = fc_protocol::parse_request(model, protocol, op, req)?;
+        let Some(service) = self.registry.get(&model.name).cloned() else {
+            return Err(ApiError::not_implemented(&model.name, &op.name));
+        };
+        let ctx = RequestContext {
+            request_id: request_id.to_string(),
+            account: caller.account,
+            region: region.to_string(),
+            service: model.name.clone(),
+            operation: op.name.clone(),
+            access_key: caller.access_key,
+            principal: caller.principal,
+            endpoint: format!("http://{host}"),
+        };
+        // A panicking handler becomes a 500; it never takes the server down.
+        let task = tokio::spawn(async move { service.call(&ctx, input).await });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "handler panicked");
+                Err(ApiError::internal(
+                    "internal error while handling the request",
+                ))
+            }
+        }
+    }
+
+    fn error_for(
+        &self,
+        service: &str,
+        req: &HttpRequest,
+        err: &ApiError,
+        request_id: &str,
+    ) -> Resp {
+        let Some(model) = fc_protocol::service_model(service) else {
+            return unknown_service_error(request_id, &err.message);
+        };
+        let protocol = fc_protocol::detect_protocol(model, req);
+        let ctx = ResponseContext {
+            request_id: request_id.to_string(),
+        };
+        to_hyper(
+            fc_protocol::serialize_error(model, protocol, None, err, &ctx),
+            request_id,
+        )
+    }
+
+    async fn internal(&self, method: &str, path: &str) -> Resp {
+        match (method, path) {
+            ("GET", "health") | ("HEAD", "health") => {
+                let body = serde_json::to_vec_pretty(&self.health()).unwrap_or_default();
+                plain(200, "application/json", body)
+            }
+            ("POST", "state/reset") => {
+                let store = self.store.clone();
+                match tokio::task::spawn_blocking(move || store.reset()).await {
+                    Ok(Ok(())) => {
+                        info!("state reset");
+                        plain(200, "application/json", br#"{"reset":true}"#.to_vec())
+                    }
+                    Ok(Err(e)) => plain(
+                        500,
+                        "application/json",
+                        json!({"error": e.to_string()}).to_string().into_bytes(),
+                    ),
+                    Err(e) => plain(
+                        500,
+                        "application/json",
+                        json!({"error": e.to_string()}).to_string().into_bytes(),
+                    ),
+                }
+            }
+            _ => plain(
+                404,
+                "application/json",
+                json!({"error": format!("no ferrocloud endpoint {method} /_ferrocloud/{path}")})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+}
+
+/// Serve until SIGINT/SIGTERM, then finish in-flight requests (up to 10 s) and return.
+pub async fn serve(app: App, listener: TcpListener) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(app.handle(req, remote).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = tokio::signal::ctrl_c() => {
+                info!("SIGINT received, shutting down");
+                break;
+            }
+            _ = sigterm.recv() => {
+                info!("SIGTERM received, shutting down");
+                break;
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => info!("all connections closed"),
+        _ = tokio::time::sleep(Duration::from_secs(10)) => warn!("timed out waiting for connections to close"),
+    }
+    Ok(())
+}
