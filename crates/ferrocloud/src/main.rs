@@ -139,6 +139,7 @@ async fn run(cfg: Config) -> Result<()> {
         cfg: Arc::new(cfg.clone()),
         store,
         registry,
+        oci: None,
     };
     // Background: expire log events past their groups' retention.
     tokio::spawn(async move {

@@ -7,11 +7,14 @@ use crate::authn::{self, Caller};
 use crate::config::Config;
 use anyhow::{Context, Result};
 use bytes::Bytes;
+use fc_protocol::body::BodyError;
 use fc_protocol::route::{self, ALL_SERVICES};
-use fc_protocol::{ApiError, HttpRequest, HttpResponse, Protocol, ResponseContext};
-use fc_services::{Registry, RequestContext};
+use fc_protocol::{
+    ApiError, BodyIn, BodyOut, HttpRequest, HttpResponse, Protocol, ResponseContext,
+};
+use fc_services::{RawHandler, Registry, Reply, RequestContext};
 use fc_store::Store;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -29,12 +32,203 @@ pub struct App {
     pub cfg: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub registry: Registry,
+    /// The OCI distribution API at `/v2/`, once the registry is wired in.
+    pub oci: Option<Arc<dyn RawHandler>>,
 }
 
-type Resp = hyper::Response<Full<Bytes>>;
+type Resp = hyper::Response<RespBody>;
+
+/// The largest streamed request body (S3's single PUT limit, 5 GiB).
+const STREAM_LIMIT: u64 = 5 << 30;
+
+/// A response body: in memory, or chunks streamed from a file or a producer.
+pub enum RespBody {
+    Full(Option<Bytes>),
+    Channel {
+        rx: tokio::sync::mpsc::Receiver<Result<Bytes, BodyError>>,
+        len: Option<u64>,
+    },
+}
+
+impl hyper::body::Body for RespBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        use std::task::Poll;
+        match self.get_mut() {
+            RespBody::Full(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(hyper::body::Frame::data(b))),
+            ),
+            RespBody::Channel { rx, .. } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, RespBody::Full(None))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            RespBody::Full(b) => {
+                hyper::body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            RespBody::Channel { len: Some(n), .. } => hyper::body::SizeHint::with_exact(*n),
+            RespBody::Channel { len: None, .. } => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
+/// Feed an incoming HTTP body into a [`BodyIn`] chunk by chunk, refusing more than `limit`.
+fn pump(mut incoming: Incoming, content_length: Option<u64>, limit: u64) -> BodyIn {
+    let (tx, body) = BodyIn::channel(content_length, 8);
+    tokio::spawn(async move {
+        let mut total = 0u64;
+        while let Some(frame) = incoming.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(data) = f.into_data() {
+                        total += data.len() as u64;
+                        if total > limit {
+                            let _ = tx.send(Err(BodyError::TooLarge(limit))).await;
+                            return;
+                        }
+                        if tx.send(Ok(data)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(BodyError::Read(e.to_string()))).await;
+                    return;
+                }
+            }
+        }
+    });
+    body
+}
+
+/// Turn a [`BodyOut`] into a response body, streaming files in 256 KiB chunks.
+fn out_body(body: BodyOut) -> RespBody {
+    match body {
+        BodyOut::Bytes(b) => RespBody::Full(Some(b)),
+        BodyOut::Stream { rx, len } => RespBody::Channel { rx, len },
+        BodyOut::File { path, offset, len } => {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            tokio::spawn(stream_file(path, offset, len, tx));
+            RespBody::Channel { rx, len: Some(len) }
+        }
+    }
+}
+
+async fn stream_file(
+    path: std::path::PathBuf,
+    offset: u64,
+    len: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, BodyError>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let fail = |m: String| BodyError::Read(format!("{}: {m}", path.display()));
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tx.send(Err(fail(e.to_string()))).await;
+            return;
+        }
+    };
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)).await {
+        let _ = tx.send(Err(fail(e.to_string()))).await;
+        return;
+    }
+    let mut left = len;
+    while left > 0 {
+        let mut buf = vec![0u8; left.min(256 * 1024) as usize];
+        match file.read(&mut buf).await {
+            Ok(0) => {
+                let _ = tx.send(Err(fail("ended early".to_string()))).await;
+                return;
+            }
+            Ok(n) => {
+                buf.truncate(n);
+                left -= n as u64;
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(fail(e.to_string()))).await;
+                return;
+            }
+        }
+    }
+}
+
+fn raw_response(
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: BodyOut,
+    request_id: &str,
+) -> Resp {
+    let mut r = hyper::Response::new(out_body(body));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
+            h.append(k, v);
+        }
+    }
+    if !h.contains_key("x-amzn-requestid") {
+        if let Ok(v) = http::HeaderValue::from_str(request_id) {
+            h.insert("x-amzn-requestid", v);
+        }
+    }
+    r
+}
+
+/// `bucket.s3.localhost.localstack.cloud:4566/key` -> `/bucket/key`: virtual-hosted-style S3
+/// requests become path-style before the operation is resolved.
+fn virtual_host_to_path(req: &mut HttpRequest) {
+    let Some(host) = req.header("host") else {
+        return;
+    };
+    let host = host.split(':').next().unwrap_or("");
+    let labels: Vec<&str> = host.split('.').collect();
+    let Some(pos) = labels
+        .iter()
+        .position(|l| *l == "s3" || l.starts_with("s3-"))
+    else {
+        return;
+    };
+    if pos == 0 {
+        return;
+    }
+    let bucket = labels[..pos].join(".");
+    req.path = if req.path == "/" || req.path.is_empty() {
+        format!("/{bucket}")
+    } else {
+        format!("/{bucket}{}", req.path)
+    };
+}
 
 fn plain(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
-    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+    let mut r = hyper::Response::new(RespBody::Full(Some(Bytes::from(body))));
     *r.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = http::HeaderValue::from_str(content_type) {
@@ -44,7 +238,7 @@ fn plain(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
 }
 
 fn to_hyper(resp: HttpResponse, request_id: &str) -> Resp {
-    let mut r = hyper::Response::new(Full::new(Bytes::from(resp.body)));
+    let mut r = hyper::Response::new(RespBody::Full(Some(Bytes::from(resp.body))));
     *r.status_mut() =
         http::StatusCode::from_u16(resp.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
@@ -169,8 +363,45 @@ impl App {
             headers,
             body: Bytes::new(),
         };
-        let route = route::route(&http_req);
-        // Read the body within the limit.
+        let content_length = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+
+        if let Some(raw) = self.raw_handler_for(&http_req.path) {
+            let body = pump(req.into_body(), content_length, STREAM_LIMIT);
+            let reply = raw.handle(http_req, body).await;
+            return raw_response(reply.status, reply.headers, reply.body, &request_id);
+        }
+
+        // Operations whose payload streams (S3 objects) are decided from the headers alone and
+        // never read whole; every other body is read within the configured limit.
+        if let Some(r) = route::route(&http_req) {
+            if r.service == "s3" {
+                virtual_host_to_path(&mut http_req);
+            }
+            if let Some(model) = fc_protocol::service_model(r.service) {
+                let protocol = fc_protocol::detect_protocol(model, &http_req);
+                if let Ok(op) = fc_protocol::resolve_operation(model, protocol, &http_req) {
+                    if fc_protocol::streams_input(model, op) {
+                        let body = pump(req.into_body(), content_length, STREAM_LIMIT);
+                        return self
+                            .serve_operation(
+                                http_req,
+                                None,
+                                Some(body),
+                                r,
+                                request_id,
+                                started,
+                                remote,
+                            )
+                            .await;
+                    }
+                }
+            }
+        }
+
         let limit = self.cfg.max_body_bytes;
         let body = match Limited::new(req.into_body(), limit).collect().await {
             Ok(b) => b.to_bytes(),
@@ -190,7 +421,7 @@ impl App {
                         format!("could not read the request body: {e}"),
                     )
                 };
-                return match route {
+                return match route::route(&http_req) {
                     Some(r) => self.error_for(r.service, &http_req, &err, &request_id),
                     None => unknown_service_error(&request_id, &err.message),
                 };
@@ -209,13 +440,30 @@ impl App {
             };
         }
         // The routing decision may depend on the form body (Action/Version): decide again.
-        let route = route::route(&http_req);
-        let Some(route) = route else {
+        let Some(route) = route::route(&http_req) else {
             return unknown_service_error(
                 &request_id,
                 "ferrocloud could not tell which AWS service this request is for",
             );
         };
+        self.serve_operation(
+            http_req, signed_req, None, route, request_id, started, remote,
+        )
+        .await
+    }
+
+    /// Resolve, authenticate, parse, dispatch and serialize one AWS API request.
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_operation(
+        &self,
+        http_req: HttpRequest,
+        signed_req: Option<HttpRequest>,
+        stream: Option<BodyIn>,
+        route: route::Route,
+        request_id: String,
+        started: Instant,
+        remote: SocketAddr,
+    ) -> Resp {
         let region = route
             .region
             .clone()
@@ -243,7 +491,7 @@ impl App {
             Protocol::Json | Protocol::RestJson | Protocol::RpcV2Cbor
         );
         let caller = match authn::authenticate(
-            &self,
+            self,
             signed_req.as_ref().unwrap_or(&http_req),
             json_codes,
         )
@@ -270,12 +518,15 @@ impl App {
             .header("host")
             .unwrap_or("localhost:4566")
             .to_string();
+        let streaming = stream.is_some() || fc_protocol::streams_output(model, op);
         let result = self
             .dispatch(
                 model,
                 protocol,
                 op,
                 &http_req,
+                stream,
+                streaming,
                 caller,
                 &region,
                 &request_id,
@@ -284,16 +535,19 @@ impl App {
             .instrument(span.clone())
             .await;
         let (resp, status) = match result {
-            Ok(value) => {
-                let r = fc_protocol::serialize_response(model, protocol, op, &value, &rctx);
+            Ok(reply) => {
+                let r = fc_protocol::serialize_response(model, protocol, op, &reply.value, &rctx);
                 let s = r.status;
-                (r, s)
+                match reply.body {
+                    Some(body) => (raw_response(r.status, r.headers, body, &request_id), s),
+                    None => (to_hyper(r, &request_id), s),
+                }
             }
             Err(err) => {
                 let r = fc_protocol::serialize_error(model, protocol, Some(op), &err, &rctx);
                 let s = r.status;
                 span.in_scope(|| info!(code = %err.code, message = %err.message, "error"));
-                (r, s)
+                (to_hyper(r, &request_id), s)
             }
         };
         span.in_scope(|| {
@@ -304,7 +558,7 @@ impl App {
                 "served"
             )
         });
-        to_hyper(resp, &request_id)
+        resp
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -314,11 +568,13 @@ impl App {
         protocol: Protocol,
         op: &fc_protocol::Operation,
         req: &HttpRequest,
+        stream: Option<BodyIn>,
+        streaming: bool,
         caller: Caller,
         region: &str,
         request_id: &str,
         host: &str,
-    ) -> Result<serde_json::Value, ApiError> {
+    ) -> Result<Reply, ApiError> {
         let input = fc_protocol::parse_request(model, protocol, op, req)?;
         let Some(service) = self.registry.get(&model.name).cloned() else {
             return Err(ApiError::not_implemented(&model.name, &op.name));
@@ -334,7 +590,17 @@ impl App {
             endpoint: format!("http://{host}"),
         };
         // A panicking handler becomes a 500; it never takes the server down.
-        let task = tokio::spawn(async move { service.call(&ctx, input).await });
+        let task = tokio::spawn(async move {
+            if streaming {
+                let body = stream.unwrap_or_else(BodyIn::empty);
+                service.call_stream(&ctx, input, body).await
+            } else {
+                service
+                    .call(&ctx, input)
+                    .await
+                    .map(|value| Reply { value, body: None })
+            }
+        });
         match task.await {
             Ok(r) => r,
             Err(e) => {
@@ -344,6 +610,13 @@ impl App {
                 ))
             }
         }
+    }
+
+    fn raw_handler_for(&self, path: &str) -> Option<Arc<dyn RawHandler>> {
+        if path == "/v2" || path.starts_with("/v2/") {
+            return self.oci.clone();
+        }
+        None
     }
 
     fn error_for(

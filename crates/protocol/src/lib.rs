@@ -9,6 +9,7 @@
 //! This is the only crate that knows wire formats: no other crate writes XML, JSON bodies or
 //! CBOR for an AWS API.
 
+pub mod body;
 pub mod error;
 pub mod http;
 pub mod input;
@@ -17,6 +18,7 @@ pub mod output;
 pub mod route;
 pub mod value;
 
+pub use body::{BodyIn, BodyOut};
 pub use error::ApiError;
 pub use http::{HttpRequest, HttpResponse};
 pub use input::{detect_protocol, parse_request, resolve_operation};
@@ -62,8 +64,59 @@ impl Protocol {
     }
 }
 
+/// Whether an operation's input payload is a stream (S3 `PutObject`/`UploadPart` bodies): the
+/// server then hands the body to the handler as a [`BodyIn`] instead of reading it whole.
+pub fn streams_input(model: &ServiceModel, op: &Operation) -> bool {
+    op.input
+        .as_ref()
+        .is_some_and(|r| payload_streams(model, &r.shape))
+}
+
+/// Whether an operation's output payload is a stream (S3 `GetObject`).
+pub fn streams_output(model: &ServiceModel, op: &Operation) -> bool {
+    op.output
+        .as_ref()
+        .is_some_and(|r| payload_streams(model, &r.shape))
+}
+
+fn payload_streams(model: &ServiceModel, shape: &str) -> bool {
+    let Some(s) = model.shape(shape) else {
+        return false;
+    };
+    let Some(p) = s.payload.as_deref() else {
+        return false;
+    };
+    let Some(m) = s.members.get(p) else {
+        return false;
+    };
+    let target = model.shape(&m.shape);
+    let blob = target.is_some_and(|t| t.type_ == "blob");
+    blob && (m.streaming == Some(true) || target.is_some_and(|t| t.streaming == Some(true)))
+}
+
 /// What a response or error needs besides the value: the request id to echo.
 #[derive(Debug, Clone, Default)]
 pub struct ResponseContext {
     pub request_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_operations() {
+        let s3 = service_model("s3").expect("s3");
+        let op = |n: &str| s3.operation(n).expect("op");
+        assert!(streams_input(s3, op("PutObject")));
+        assert!(streams_input(s3, op("UploadPart")));
+        assert!(!streams_input(s3, op("PutBucketTagging")));
+        assert!(streams_output(s3, op("GetObject")));
+        assert!(!streams_output(s3, op("HeadObject")));
+        let lambda = service_model("lambda").expect("lambda");
+        assert!(!streams_input(
+            lambda,
+            lambda.operation("Invoke").expect("op")
+        ));
+    }
 }

@@ -15,7 +15,7 @@ pub mod logs;
 pub mod sts;
 
 use async_trait::async_trait;
-pub use fc_protocol::ApiError;
+pub use fc_protocol::{ApiError, BodyIn, BodyOut, HttpRequest};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +73,44 @@ pub trait Service: Send + Sync {
     /// Run an operation. An operation of the model that is not implemented answers
     /// [`ApiError::not_implemented`].
     async fn call(&self, ctx: &RequestContext, input: Value) -> Result<Value, ApiError>;
+
+    /// Run an operation whose payload streams (`fc_protocol::streams_input` or
+    /// `streams_output`): the request body arrives beside the value and the response body may
+    /// be returned beside the output. Services without such operations keep this default.
+    async fn call_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+        body: BodyIn,
+    ) -> Result<Reply, ApiError> {
+        drop(body);
+        Ok(Reply {
+            value: self.call(ctx, input).await?,
+            body: None,
+        })
+    }
+}
+
+/// The output of a streaming operation.
+#[derive(Debug)]
+pub struct Reply {
+    pub value: Value,
+    pub body: Option<BodyOut>,
+}
+
+/// A raw HTTP response from a data plane that is not an AWS API (the OCI registry).
+#[derive(Debug)]
+pub struct RawReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: BodyOut,
+}
+
+/// A data plane served on the main endpoint under its own path (the OCI registry at `/v2/`).
+/// `req.body` is empty: the body arrives as `body`.
+#[async_trait]
+pub trait RawHandler: Send + Sync {
+    async fn handle(&self, req: HttpRequest, body: BodyIn) -> RawReply;
 }
 
 /// The services the server dispatches to, by name.
