@@ -8,6 +8,7 @@
 // ApiError is a plain value carried once per request; boxing it buys nothing measurable.
 #![allow(clippy::result_large_err)]
 
+pub mod bus;
 pub mod common;
 pub mod iam;
 pub mod identity;
