@@ -10,9 +10,12 @@
 
 pub mod bus;
 pub mod common;
+pub mod ecr;
 pub mod iam;
 pub mod identity;
 pub mod logs;
+pub mod s3;
+pub mod sqs;
 pub mod sts;
 
 use async_trait::async_trait;

@@ -1,0 +1,1 @@
+//! The ECR service (being built).
