@@ -154,3 +154,27 @@ def test_strict_mode_iam_keys_and_assumed_roles(fresh_server):
     no_token = s.client("sts", key=creds["AccessKeyId"], secret=creds["SecretAccessKey"])
     with pytest.raises(ClientError):
         no_token.get_caller_identity()
+
+
+def test_strict_mode_enforces_trust_policies(fresh_server):
+    s = fresh_server(extra_args=["--auth", "strict"])
+    iam = s.client("iam")
+    only_ec2 = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    iam.create_role(RoleName="ec2-only", AssumeRolePolicyDocument=only_ec2)
+    with pytest.raises(ClientError) as e:
+        s.client("sts").assume_role(RoleArn="arn:aws:iam::000000000000:role/ec2-only", RoleSessionName="no")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    # A user of the account named by the trust policy needs sts:AssumeRole in its own policies.
+    iam.create_role(RoleName="team", AssumeRolePolicyDocument=TRUST)
+    iam.create_user(UserName="carol")
+    key = iam.create_access_key(UserName="carol")["AccessKey"]
+    carol = s.client("sts", key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    with pytest.raises(ClientError) as e:
+        carol.assume_role(RoleArn="arn:aws:iam::000000000000:role/team", RoleSessionName="c1")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    iam.put_user_policy(UserName="carol", PolicyName="assume", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                  "Resource": "arn:aws:iam::000000000000:role/team"}]}))
+    creds = carol.assume_role(RoleArn="arn:aws:iam::000000000000:role/team", RoleSessionName="c2")["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")

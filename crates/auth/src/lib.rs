@@ -8,6 +8,7 @@
 pub mod condition;
 pub mod error;
 pub mod policy;
+pub mod sigv2;
 pub mod sigv4;
 
 pub use condition::{BaseOperator, Condition, Operator, SetQualifier};

@@ -8,7 +8,7 @@
 
 use crate::config::AuthMode;
 use crate::server::App;
-use crate::signature;
+use crate::signature::{self, Signature};
 use fc_auth::AuthErrorCode;
 use fc_protocol::{ApiError, HttpRequest};
 use fc_services::{identity, Principal};
@@ -41,16 +41,52 @@ fn loose_access_key(req: &HttpRequest) -> Option<String> {
     (!key.is_empty()).then(|| key.to_string())
 }
 
-/// Authenticate a request. `json` selects the JSON spelling of error codes.
-pub async fn authenticate(app: &App, req: &HttpRequest, json: bool) -> Result<Caller, ApiError> {
-    let strict = app.cfg.auth == AuthMode::Strict;
-    let parsed = match signature::parse(req, json) {
-        Ok(p) => p,
-        Err(e) if strict => return Err(e),
-        Err(_) => None,
+fn expired_url() -> ApiError {
+    ApiError::new(403, "AccessDenied", "Request has expired")
+}
+
+/// A presigned URL past `X-Amz-Date + X-Amz-Expires` is refused in every auth mode.
+fn check_presigned_expiry(p: &fc_auth::sigv4::Credentials, json: bool) -> Result<(), ApiError> {
+    let Some(expires) = p.expires else {
+        return Ok(());
     };
-    let key = match &parsed {
-        Some(p) => Some(p.access_key_id.clone()),
+    let Ok(signed_at) = p.request_time() else {
+        return Err(signature::error_of(
+            AuthErrorCode::IncompleteSignature,
+            json,
+        ));
+    };
+    let now = time::OffsetDateTime::now_utc();
+    if now > signed_at + time::Duration::seconds(expires.min(i64::MAX as u64) as i64) {
+        return Err(expired_url());
+    }
+    Ok(())
+}
+
+/// Authenticate a request. `json` selects the JSON spelling of error codes; `streamed` says
+/// the body is streamed to the handler rather than held in `req.body`.
+pub async fn authenticate(
+    app: &App,
+    req: &HttpRequest,
+    json: bool,
+    streamed: bool,
+) -> Result<Caller, ApiError> {
+    let strict = app.cfg.auth == AuthMode::Strict;
+    let sig = match signature::parse(req, json) {
+        Ok(s) => s,
+        Err(e) if strict => return Err(e),
+        Err(_) => Signature::None,
+    };
+    // Presigned URLs expire in every auth mode.
+    match &sig {
+        Signature::V4(p) if p.presigned => check_presigned_expiry(p, json)?,
+        Signature::V2(q) if q.expires < fc_protocol::value::now_secs() as i64 => {
+            return Err(expired_url())
+        }
+        _ => {}
+    }
+    let key = match sig.access_key() {
+        Some(k) => Some(k.to_string()),
         None if strict => {
             return Err(signature::error_of(
                 AuthErrorCode::MissingAuthenticationToken,
@@ -62,14 +98,11 @@ pub async fn authenticate(app: &App, req: &HttpRequest, json: bool) -> Result<Ca
     let Some(key) = key else {
         return Ok(root(&app.cfg.account_id, None));
     };
-    let store = app.store.clone();
-    let lookup_key = key.clone();
-    let found = tokio::task::spawn_blocking(move || identity::lookup(store.as_ref(), &lookup_key))
-        .await
-        .map_err(|e| ApiError::internal(format!("credential lookup failed: {e}")))?
+    // Cached per key, so this rarely touches the store.
+    let found = identity::lookup(app.store.as_ref(), &key)
         .map_err(|e| ApiError::internal(format!("credential lookup failed: {e}")))?;
     if let Some(cred) = found {
-        if let (true, Some(parsed)) = (strict, &parsed) {
+        if strict {
             if cred.status != "Active" {
                 return Err(signature::error_of(
                     AuthErrorCode::InvalidClientTokenId,
@@ -82,14 +115,14 @@ pub async fn authenticate(app: &App, req: &HttpRequest, json: bool) -> Result<Ca
                 }
             }
             if let Some(token) = &cred.session_token {
-                if parsed.session_token.as_deref() != Some(token.as_str()) {
+                if sig.session_token() != Some(token.as_str()) {
                     return Err(signature::error_of(
                         AuthErrorCode::InvalidClientTokenId,
                         json,
                     ));
                 }
             }
-            signature::verify(req, parsed, &cred.secret_access_key, json)?;
+            signature::verify(req, &sig, &cred.secret_access_key, json, streamed)?;
         }
         return Ok(Caller {
             account: cred.account,
@@ -101,8 +134,8 @@ pub async fn authenticate(app: &App, req: &HttpRequest, json: bool) -> Result<Ca
         });
     }
     if key == app.cfg.root_access_key_id {
-        if let (true, Some(parsed)) = (strict, &parsed) {
-            signature::verify(req, parsed, &app.cfg.root_secret_access_key, json)?;
+        if strict {
+            signature::verify(req, &sig, &app.cfg.root_secret_access_key, json, streamed)?;
         }
         return Ok(root(&app.cfg.account_id, Some(key)));
     }

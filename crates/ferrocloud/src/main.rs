@@ -7,6 +7,10 @@
 // ApiError is a plain value carried once per request; boxing it buys nothing measurable.
 #![allow(clippy::result_large_err)]
 
+/// glibc's allocator spends more time than the request pipeline on small, short-lived values.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod authn;
 mod config;
 mod server;
@@ -17,7 +21,7 @@ use clap::{Parser, Subcommand};
 use config::{Config, ServeArgs};
 use fc_services::Registry;
 use fc_store::{SqliteStore, Store};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::info;
@@ -73,7 +77,8 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = Config::resolve(&args)?;
-            init_tracing(&cfg.log_format);
+            // Keeps the log writer thread alive until the server has stopped.
+            let _log_guard = init_tracing(&cfg.log_format);
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -98,27 +103,133 @@ fn main() -> Result<()> {
     }
 }
 
-fn init_tracing(format: &str) {
+/// Logs go to stderr through a background writer thread, so request handling never waits on
+/// the terminal or a pipe.
+fn init_tracing(format: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERROCLOUD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
         builder.compact().init();
     }
+    guard
 }
 
-/// Build the services over a store.
-pub fn registry(store: &Arc<dyn Store>) -> (Registry, Arc<fc_services::logs::Logs>) {
+/// The services and the handles the background tasks need.
+pub struct Services {
+    pub registry: Registry,
+    pub oci: Arc<dyn fc_services::RawHandler>,
+    logs: Arc<fc_services::logs::Logs>,
+    s3: Arc<fc_services::s3::S3>,
+    ecr: Arc<fc_services::ecr::Ecr>,
+}
+
+/// Build every service over one store; files (S3 objects, images) live under `files`.
+pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Result<Services> {
+    let strict = cfg.auth == config::AuthMode::Strict;
     let mut reg = Registry::new();
     let logs = Arc::new(fc_services::logs::Logs::new(store.clone()));
-    reg.add(Arc::new(fc_services::sts::Sts::new(store.clone())));
+    reg.add(Arc::new(
+        fc_services::sts::Sts::new(store.clone()).enforcing(strict),
+    ));
     reg.add(Arc::new(fc_services::iam::Iam::new(store.clone())));
     reg.add(logs.clone());
-    (reg, logs)
+    let sqs = fc_services::sqs::Sqs::new(store.clone());
+    let bus = fc_services::bus::Bus::new();
+    bus.set_queues(sqs.clone());
+    reg.add(sqs);
+    let s3 = Arc::new(fc_services::s3::S3::new(
+        store.clone(),
+        files.to_path_buf(),
+        bus.clone(),
+    )?);
+    s3.set_enforce_policies(strict);
+    reg.add(s3.clone());
+    // ECR: the image store, the ECR API and the OCI registry at `/v2/`.
+    let images = Arc::new(fc_images::ImageStore::open(files.join("images"))?);
+    let ecr = Arc::new(fc_services::ecr::Ecr::new(store.clone(), images.clone()));
+    reg.add(ecr.clone());
+    let oci = fc_registry::Registry::new(
+        images,
+        store.clone(),
+        fc_registry::RegistryConfig {
+            default_account: cfg.account_id.clone(),
+            default_region: cfg.region.clone(),
+            strict,
+        },
+    );
+    Ok(Services {
+        registry: reg,
+        oci: Arc::new(oci),
+        logs,
+        s3,
+        ecr,
+    })
+}
+
+/// Run `task` every `every` on the blocking pool (the first run right away); `what` names it in
+/// the log when it changed something or failed.
+fn periodic<E: std::fmt::Display + Send + 'static>(
+    what: &'static str,
+    every: Duration,
+    task: impl Fn(f64) -> std::result::Result<u64, E> + Send + Sync + 'static,
+) {
+    let task = Arc::new(task);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let task = task.clone();
+            let now = fc_protocol::value::now_secs();
+            match tokio::task::spawn_blocking(move || task(now)).await {
+                Ok(Ok(n)) if n > 0 => info!(task = what, changed = n, "background sweep"),
+                Ok(Err(e)) => tracing::warn!(task = what, error = %e, "background sweep failed"),
+                Err(e) => tracing::warn!(task = what, error = %e, "background sweep panicked"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    });
+}
+
+/// Where files live: the data directory, or a private temporary directory removed at exit
+/// when `--ephemeral`.
+struct FilesDir {
+    path: PathBuf,
+    remove_on_exit: bool,
+}
+
+impl FilesDir {
+    fn new(cfg: &Config) -> Result<FilesDir> {
+        if !cfg.ephemeral {
+            return Ok(FilesDir {
+                path: cfg.data_dir.clone(),
+                remove_on_exit: false,
+            });
+        }
+        let path = std::env::temp_dir().join(format!(
+            "ferrocloud-ephemeral-{}-{}",
+            std::process::id(),
+            fc_types::ids::random_hex(8)
+        ));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(FilesDir {
+            path,
+            remove_on_exit: true,
+        })
+    }
+}
+
+impl Drop for FilesDir {
+    fn drop(&mut self) {
+        if self.remove_on_exit {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 async fn run(cfg: Config) -> Result<()> {
@@ -129,32 +240,30 @@ async fn run(cfg: Config) -> Result<()> {
         Arc::new(SqliteStore::open(&cfg.data_dir)?)
     };
     fc_types::page::set_key(&pagination_key(store.as_ref())?);
-    let (registry, logs) = registry(&store);
+    let files = FilesDir::new(&cfg)?;
+    let services = build_services(&store, &cfg, &files.path)?;
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
+    let minute = Duration::from_secs(60);
+    let logs = services.logs.clone();
+    periodic("logs retention", minute, move |now| {
+        logs.expire((now * 1000.0) as i64)
+    });
+    let s3 = services.s3.clone();
+    periodic("s3 lifecycle", minute, move |now| s3.expire(now));
+    let ecr = services.ecr.clone();
+    periodic("ecr housekeeping", minute, move |now| {
+        ecr.housekeeping(now).map(|r| r.expired)
+    });
     let app = server::App {
         cfg: Arc::new(cfg.clone()),
         store,
-        registry,
-        oci: None,
+        registry: services.registry,
+        oci: Some(services.oci),
     };
-    // Background: expire log events past their groups' retention.
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let logs = logs.clone();
-            let now_ms = (fc_protocol::value::now_secs() * 1000.0) as i64;
-            match tokio::task::spawn_blocking(move || logs.expire(now_ms)).await {
-                Ok(Ok(n)) if n > 0 => info!(expired = n, "log events past retention deleted"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "log retention sweep failed"),
-                _ => {}
-            }
-        }
-    });
     info!(
         address = %local,
         data_dir = %if cfg.ephemeral { "(ephemeral)".to_string() } else { cfg.data_dir.display().to_string() },
@@ -163,7 +272,9 @@ async fn run(cfg: Config) -> Result<()> {
         ready_micros = started.elapsed().as_micros() as u64,
         "ferrocloud ready"
     );
-    server::serve(app, listener).await
+    let result = server::serve(app, listener).await;
+    drop(files);
+    result
 }
 
 /// The key that signs pagination tokens, kept in the store so tokens survive a restart.

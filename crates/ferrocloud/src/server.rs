@@ -494,6 +494,7 @@ impl App {
             self,
             signed_req.as_ref().unwrap_or(&http_req),
             json_codes,
+            stream.is_some(),
         )
         .await
         {
@@ -535,8 +536,20 @@ impl App {
             .instrument(span.clone())
             .await;
         let (resp, status) = match result {
-            Ok(reply) => {
-                let r = fc_protocol::serialize_response(model, protocol, op, &reply.value, &rctx);
+            Ok(mut reply) => {
+                // A handler may set the HTTP status where the model has no member for it (S3's
+                // 206 for ranged reads): `__status` in the output value.
+                let status_override = reply
+                    .value
+                    .as_object_mut()
+                    .and_then(|o| o.remove("__status"))
+                    .and_then(|v| v.as_u64())
+                    .and_then(|v| u16::try_from(v).ok());
+                let mut r =
+                    fc_protocol::serialize_response(model, protocol, op, &reply.value, &rctx);
+                if let Some(st) = status_override {
+                    r.status = st;
+                }
                 let s = r.status;
                 match reply.body {
                     Some(body) => (raw_response(r.status, r.headers, body, &request_id), s),
@@ -575,7 +588,15 @@ impl App {
         request_id: &str,
         host: &str,
     ) -> Result<Reply, ApiError> {
-        let input = fc_protocol::parse_request(model, protocol, op, req)?;
+        let mut input = fc_protocol::parse_request(model, protocol, op, req)?;
+        // A streamed body is checked by its handler against the hash the client declared.
+        if let (Some(_), Some(hash), Some(obj)) = (
+            stream.as_ref(),
+            req.header("x-amz-content-sha256"),
+            input.as_object_mut(),
+        ) {
+            obj.insert("__ContentSha256".into(), serde_json::Value::from(hash));
+        }
         let Some(service) = self.registry.get(&model.name).cloned() else {
             return Err(ApiError::not_implemented(&model.name, &op.name));
         };
@@ -649,6 +670,7 @@ impl App {
                 let store = self.store.clone();
                 match tokio::task::spawn_blocking(move || store.reset()).await {
                     Ok(Ok(())) => {
+                        fc_services::identity::clear_cache();
                         info!("state reset");
                         plain(200, "application/json", br#"{"reset":true}"#.to_vec())
                     }

@@ -1,9 +1,35 @@
-//! SigV4 verification of a request in strict mode (the algorithm lives in fc-auth), and the
+//! Signature checks of a request in strict mode (the algorithms live in fc-auth), and the
 //! translation of authentication failures into the error codes each protocol family uses.
 
+use fc_auth::sigv2::{self, V2Query};
 use fc_auth::sigv4::{self, Payload, SignedRequest};
 use fc_auth::{AuthError, AuthErrorCode};
 use fc_protocol::{ApiError, HttpRequest};
+
+/// The signature a request carries.
+pub enum Signature {
+    V4(sigv4::Credentials),
+    /// SigV2 query authentication, which boto3 still produces for some S3 presigned URLs.
+    V2(V2Query),
+    None,
+}
+
+impl Signature {
+    pub fn access_key(&self) -> Option<&str> {
+        match self {
+            Signature::V4(c) => Some(&c.access_key_id),
+            Signature::V2(q) => Some(&q.access_key_id),
+            Signature::None => None,
+        }
+    }
+
+    pub fn session_token(&self) -> Option<&str> {
+        match self {
+            Signature::V4(c) => c.session_token.as_deref(),
+            _ => None,
+        }
+    }
+}
 
 /// An authentication failure as the caller's protocol family spells it: query/XML services say
 /// `InvalidClientTokenId`, JSON services `UnrecognizedClientException`.
@@ -23,34 +49,58 @@ pub fn error_of(kind: AuthErrorCode, json: bool) -> ApiError {
     api_error(&e, json)
 }
 
-fn signed(req: &HttpRequest) -> SignedRequest<'_> {
+/// The request as SigV4 sees it. A streamed body is not in memory: its hash is the one the
+/// client declared in `x-amz-content-sha256` (the handler checks the bytes against it).
+fn signed(req: &HttpRequest, streamed: bool) -> SignedRequest<'_> {
+    let payload = if streamed {
+        Payload::Sha256Hex(
+            req.header("x-amz-content-sha256")
+                .unwrap_or("UNSIGNED-PAYLOAD"),
+        )
+    } else {
+        Payload::Bytes(&req.body)
+    };
     SignedRequest {
         method: &req.method,
         path: &req.path,
         query: &req.query,
         headers: &req.headers,
-        payload: Payload::Bytes(&req.body),
+        payload,
     }
 }
 
-/// The SigV4 credentials a request claims, `None` if unsigned; a malformed signature is an
-/// `IncompleteSignature` error.
-pub fn parse(req: &HttpRequest, json: bool) -> Result<Option<sigv4::Credentials>, ApiError> {
-    sigv4::parse(&signed(req)).map_err(|e| api_error(&e, json))
+/// The signature a request claims; a malformed SigV4 signature is an `IncompleteSignature`.
+pub fn parse(req: &HttpRequest, json: bool) -> Result<Signature, ApiError> {
+    if req.header("authorization").is_none() && !req.query.contains("X-Amz-Algorithm=") {
+        if let Some(q) = sigv2::parse_query(&req.query) {
+            return Ok(Signature::V2(q));
+        }
+    }
+    Ok(
+        match sigv4::parse(&signed(req, false)).map_err(|e| api_error(&e, json))? {
+            Some(c) => Signature::V4(c),
+            None => Signature::None,
+        },
+    )
 }
 
-/// Verify the request's SigV4 signature with `secret`.
+/// Verify the request's signature with `secret`.
 pub fn verify(
     req: &HttpRequest,
-    parsed: &sigv4::Credentials,
+    sig: &Signature,
     secret: &str,
     json: bool,
+    streamed: bool,
 ) -> Result<(), ApiError> {
-    sigv4::verify(
-        parsed,
-        &signed(req),
-        secret,
-        time::OffsetDateTime::now_utc(),
-    )
-    .map_err(|e| api_error(&e, json))
+    let now = time::OffsetDateTime::now_utc();
+    match sig {
+        Signature::V4(c) => {
+            sigv4::verify(c, &signed(req, streamed), secret, now).map_err(|e| api_error(&e, json))
+        }
+        Signature::V2(q) => {
+            sigv2::verify_query(&signed(req, streamed), q, secret, now.unix_timestamp())
+                .map_err(|e| api_error(&e, json))
+        }
+        Signature::None => Err(error_of(AuthErrorCode::MissingAuthenticationToken, json)),
+    }
 }

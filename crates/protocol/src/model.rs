@@ -84,7 +84,8 @@ pub struct ServiceModel {
     pub name: String,
     pub metadata: Metadata,
     pub operations: IndexMap<String, Operation>,
-    pub shapes: HashMap<String, Shape>,
+    /// Looked up for every value the protocol layer reads or writes: a fast hasher.
+    pub shapes: rustc_hash::FxHashMap<String, Shape>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,7 +94,7 @@ struct RawModel {
     #[serde(default)]
     operations: IndexMap<String, Operation>,
     #[serde(default)]
-    shapes: HashMap<String, Shape>,
+    shapes: rustc_hash::FxHashMap<String, Shape>,
 }
 
 impl ServiceModel {

@@ -209,6 +209,17 @@ pub fn route(req: &HttpRequest) -> Option<Route> {
             return Some(Route { service, region });
         }
     }
+    // SigV2 query authentication is S3's alone (presigned URLs), and so are unsigned plain
+    // HTTP requests (`curl localhost:4566/bucket/key`) that name no other service.
+    let sigv2 = req.query.contains("AWSAccessKeyId=") && req.query.contains("Signature=");
+    let names_an_action =
+        req.header("x-amz-target").is_some() || form_params(req).iter().any(|(k, _)| k == "Action");
+    if sigv2 || !names_an_action {
+        return Some(Route {
+            service: "s3",
+            region,
+        });
+    }
     None
 }
 
@@ -317,7 +328,17 @@ mod tests {
         ))
         .expect("s3");
         assert_eq!(r.service, "s3");
-        assert!(route(&req(&[], "/nothing", "")).is_none());
+        let r = route(&req(&[], "/bucket/key", "")).expect("plain s3");
+        assert_eq!(r.service, "s3");
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        assert!(route(&req(&form, "/", "Action=Nope&Version=1999-01-01")).is_none());
+        let r = route(&req(
+            &[],
+            "/b/k?AWSAccessKeyId=AKID&Expires=1&Signature=x",
+            "",
+        ))
+        .expect("sigv2");
+        assert_eq!(r.service, "s3");
         let presigned = "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261125%2Fus-east-1%2Fs3%2Faws4_request";
         let r = route(&req(&[], presigned, "")).expect("presigned");
         assert_eq!(r.service, "s3");

@@ -181,7 +181,9 @@ pub(crate) fn rest_response(
             if has_body {
                 let w = XmlWriter { model };
                 let mut out = XmlOut::default();
-                let root = root_name(&oref.shape, shape, None);
+                let root = s3_root_name(model, &oref.shape)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| root_name(&oref.shape, shape, None));
                 let attrs: Vec<_> = rest_xml_namespace(model, shape).into_iter().collect();
                 w.structure(&mut out, &root, attrs, shape, output);
                 body = out.buf.into_bytes();
@@ -204,6 +206,84 @@ pub(crate) fn rest_response(
         headers,
         body,
     }
+}
+
+/// S3's response root elements come from its Smithy model's `@xmlName`, which botocore's model
+/// drops: the names S3 actually sends, by output shape.
+const S3_ROOTS: &[(&str, &str)] = &[
+    ("ListBucketsOutput", "ListAllMyBucketsResult"),
+    (
+        "ListDirectoryBucketsOutput",
+        "ListAllMyDirectoryBucketsResult",
+    ),
+    ("ListObjectsOutput", "ListBucketResult"),
+    ("ListObjectsV2Output", "ListBucketResult"),
+    ("ListObjectVersionsOutput", "ListVersionsResult"),
+    (
+        "CreateMultipartUploadOutput",
+        "InitiateMultipartUploadResult",
+    ),
+    (
+        "CompleteMultipartUploadOutput",
+        "CompleteMultipartUploadResult",
+    ),
+    ("ListPartsOutput", "ListPartsResult"),
+    ("ListMultipartUploadsOutput", "ListMultipartUploadsResult"),
+    ("DeleteObjectsOutput", "DeleteResult"),
+    ("GetBucketTaggingOutput", "Tagging"),
+    ("GetObjectTaggingOutput", "Tagging"),
+    ("GetBucketVersioningOutput", "VersioningConfiguration"),
+    ("GetBucketCorsOutput", "CORSConfiguration"),
+    (
+        "GetBucketLifecycleConfigurationOutput",
+        "LifecycleConfiguration",
+    ),
+    ("GetBucketLifecycleOutput", "LifecycleConfiguration"),
+    ("NotificationConfiguration", "NotificationConfiguration"),
+    ("GetBucketAclOutput", "AccessControlPolicy"),
+    ("GetObjectAclOutput", "AccessControlPolicy"),
+    ("GetObjectAttributesOutput", "GetObjectAttributesResponse"),
+    ("GetBucketWebsiteOutput", "WebsiteConfiguration"),
+    ("GetBucketLoggingOutput", "BucketLoggingStatus"),
+    (
+        "GetBucketRequestPaymentOutput",
+        "RequestPaymentConfiguration",
+    ),
+    (
+        "GetBucketAccelerateConfigurationOutput",
+        "AccelerateConfiguration",
+    ),
+    (
+        "GetObjectLockConfigurationOutput",
+        "ObjectLockConfiguration",
+    ),
+    ("GetBucketReplicationOutput", "ReplicationConfiguration"),
+    (
+        "ListBucketAnalyticsConfigurationsOutput",
+        "ListBucketAnalyticsConfigurationResult",
+    ),
+    (
+        "ListBucketInventoryConfigurationsOutput",
+        "ListInventoryConfigurationsResult",
+    ),
+    (
+        "ListBucketMetricsConfigurationsOutput",
+        "ListMetricsConfigurationsResult",
+    ),
+    (
+        "ListBucketIntelligentTieringConfigurationsOutput",
+        "ListBucketIntelligentTieringConfigurationsOutput",
+    ),
+];
+
+fn s3_root_name(model: &ServiceModel, output_shape: &str) -> Option<&'static str> {
+    if model.metadata.endpoint_prefix.as_deref() != Some("s3") {
+        return None;
+    }
+    S3_ROOTS
+        .iter()
+        .find(|(s, _)| *s == output_shape)
+        .map(|(_, r)| *r)
 }
 
 /// The body of an output with a `payload` member.

@@ -1,1 +1,427 @@
-//! The s3 service (being built).
+//! The s3 service: buckets and their configurations, objects (content on disk by SHA-256,
+//! metadata in the store), versioning, multipart uploads, lifecycle expiration and event
+//! notifications to SQS and Lambda through the [`Bus`].
+//!
+//! Files: `model` (persisted records and store layout), `content` (content files, hashing,
+//! aws-chunked decoding), `util` (ranges, listing, encodings), `buckets`, `objects`,
+//! `multipart`, `notify`, `lifecycle`.
+//!
+//! Conventions with the server beyond the model: a ranged `GetObject` puts `"__status": 206`
+//! in its output value (the model has no status member for it); for streamed uploads the
+//! server may pass the `x-amz-content-sha256` header as `"__ContentSha256"` in the input, which
+//! selects aws-chunked decoding (`STREAMING-*`) and is checked against the stored bytes when it
+//! is a hash.
+
+mod buckets;
+pub mod content;
+mod lifecycle;
+pub mod model;
+mod multipart;
+mod notify;
+mod objects;
+pub mod util;
+
+#[cfg(test)]
+mod tests;
+
+use crate::bus::Bus;
+use crate::{BodyIn, Reply, RequestContext, Service};
+use async_trait::async_trait;
+use content::ContentStore;
+use fc_protocol::ApiError;
+use fc_store::{Scope, Store, StoreExt, Write};
+use model::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The S3 service.
+pub struct S3 {
+    store: Arc<dyn Store>,
+    content: ContentStore,
+    bus: Arc<Bus>,
+    /// Serializes metadata mutations (version moves and content reference counts).
+    lock: Mutex<()>,
+    /// Enforce bucket policies (strict auth mode).
+    enforce: AtomicBool,
+    last_seq: AtomicU64,
+}
+
+pub(crate) fn store_err(e: fc_store::StoreError) -> ApiError {
+    crate::common::store_error(e)
+}
+
+/// A string member of an input value.
+pub(crate) fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+pub(crate) fn n(v: &Value, k: &str) -> Option<i64> {
+    v.get(k).and_then(Value::as_i64)
+}
+
+pub(crate) fn no_such_bucket(name: &str) -> ApiError {
+    ApiError::new(404, "NoSuchBucket", "The specified bucket does not exist")
+        .with_field("BucketName", json!(name))
+}
+
+pub(crate) fn no_such_key(key: &str) -> ApiError {
+    ApiError::new(404, "NoSuchKey", "The specified key does not exist.")
+        .with_field("Key", json!(key))
+}
+
+pub(crate) fn invalid_argument(msg: &str) -> ApiError {
+    ApiError::client("InvalidArgument", msg)
+}
+
+pub(crate) fn malformed_xml() -> ApiError {
+    ApiError::client(
+        "MalformedXML",
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    )
+}
+
+/// The canonical user id S3 shows for an account.
+pub(crate) fn canonical_id(account: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(
+        format!("ferrocloud-canonical-{account}").as_bytes(),
+    ))
+}
+
+pub(crate) fn owner_value(account: &str) -> Value {
+    json!({"DisplayName": "webfile", "ID": canonical_id(account)})
+}
+
+/// Pending store writes plus content reference changes, applied atomically.
+#[derive(Default)]
+pub(crate) struct Tx {
+    writes: Vec<Write>,
+    refs: HashMap<String, i64>,
+}
+
+impl Tx {
+    pub fn put<T: serde::Serialize>(
+        &mut self,
+        scope: &Scope,
+        table: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<(), ApiError> {
+        self.writes.push(Write::Put {
+            scope: scope.clone(),
+            table: table.to_string(),
+            key: key.to_string(),
+            value: fc_store::to_json_bytes(value).map_err(store_err)?,
+        });
+        Ok(())
+    }
+    pub fn delete(&mut self, scope: &Scope, table: &str, key: &str) {
+        self.writes.push(Write::Delete {
+            scope: scope.clone(),
+            table: table.to_string(),
+            key: key.to_string(),
+        });
+    }
+    pub fn add_ref(&mut self, hash: &str) {
+        *self.refs.entry(hash.to_string()).or_default() += 1;
+    }
+    pub fn unref(&mut self, hash: &str) {
+        *self.refs.entry(hash.to_string()).or_default() -= 1;
+    }
+    /// Drop the content reference of a version record.
+    pub fn unref_rec(&mut self, rec: &ObjectRec) {
+        if let Some(h) = &rec.content {
+            self.unref(h);
+        }
+    }
+}
+
+impl S3 {
+    /// Open the service over `store`, keeping object content under `data_dir/s3`. Temp files
+    /// of interrupted uploads and content files no record references are removed.
+    pub fn new(store: Arc<dyn Store>, data_dir: PathBuf, bus: Arc<Bus>) -> Result<S3, ApiError> {
+        let content = ContentStore::open(&data_dir)?;
+        let s3 = S3 {
+            store,
+            content,
+            bus,
+            lock: Mutex::new(()),
+            enforce: AtomicBool::new(false),
+            last_seq: AtomicU64::new(0),
+        };
+        s3.sweep_unreferenced()?;
+        Ok(s3)
+    }
+
+    /// Enforce bucket policies (the server turns this on in strict auth mode).
+    pub fn set_enforce_policies(&self, on: bool) {
+        self.enforce.store(on, Ordering::Relaxed);
+    }
+
+    fn sweep_unreferenced(&self) -> Result<(), ApiError> {
+        let sys = Scope::global("system");
+        for hash in self.content.all_hashes() {
+            if self
+                .store
+                .get(&sys, T_REFS, &hash)
+                .map_err(store_err)?
+                .is_none()
+            {
+                self.content.remove(&hash);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A strictly increasing sequence number (nanoseconds since the epoch).
+    pub(crate) fn next_seq(&self) -> u64 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as u64;
+        let mut prev = self.last_seq.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match self
+                .last_seq
+                .compare_exchange(prev, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    /// Apply a transaction; call with the lock held.
+    pub(crate) fn apply(&self, tx: Tx) -> Result<(), ApiError> {
+        let sys = Scope::global("system");
+        let mut writes = tx.writes;
+        let mut gone = Vec::new();
+        for (hash, delta) in tx.refs {
+            if delta == 0 {
+                continue;
+            }
+            let cur: i64 = self
+                .store
+                .get_json(&sys, T_REFS, &hash)
+                .map_err(store_err)?
+                .unwrap_or(0);
+            let next = cur + delta;
+            if next <= 0 {
+                writes.push(Write::Delete {
+                    scope: sys.clone(),
+                    table: T_REFS.to_string(),
+                    key: hash.clone(),
+                });
+                gone.push(hash);
+            } else {
+                writes.push(Write::Put {
+                    scope: sys.clone(),
+                    table: T_REFS.to_string(),
+                    key: hash,
+                    value: next.to_string().into_bytes(),
+                });
+            }
+        }
+        if !writes.is_empty() {
+            self.store.batch(writes).map_err(store_err)?;
+        }
+        for h in gone {
+            self.content.remove(&h);
+        }
+        Ok(())
+    }
+
+    /// The bucket named `name` and its owner's scope.
+    pub(crate) fn bucket(&self, name: &str) -> Result<(Scope, BucketRec), ApiError> {
+        let sys = Scope::global("system");
+        let Some(idx): Option<NameRec> = self
+            .store
+            .get_json(&sys, T_NAMES, name)
+            .map_err(store_err)?
+        else {
+            return Err(no_such_bucket(name));
+        };
+        let scope = Scope::global(idx.account);
+        let rec: Option<BucketRec> = self
+            .store
+            .get_json(&scope, T_BUCKETS, name)
+            .map_err(store_err)?;
+        rec.map(|b| (scope, b)).ok_or_else(|| no_such_bucket(name))
+    }
+
+    /// Check the bucket policy (strict mode only): an explicit deny refuses; a caller from
+    /// another account needs an allow.
+    pub(crate) fn authorize(
+        &self,
+        ctx: &RequestContext,
+        bucket: &BucketRec,
+        key: Option<&str>,
+    ) -> Result<(), ApiError> {
+        if !self.enforce.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let same_account = ctx.account == bucket.owner;
+        let Some(policy_text) = bucket.policy.as_deref() else {
+            return if same_account {
+                Ok(())
+            } else {
+                Err(access_denied())
+            };
+        };
+        let Ok(policy) = fc_auth::policy::Policy::parse_resource(policy_text) else {
+            return if same_account {
+                Ok(())
+            } else {
+                Err(access_denied())
+            };
+        };
+        let action = format!("s3:{}", policy_action(&ctx.operation));
+        let resource = match key {
+            Some(k) => format!("arn:aws:s3:::{}/{k}", bucket.name),
+            None => format!("arn:aws:s3:::{}", bucket.name),
+        };
+        let req = fc_auth::policy::AuthzRequest::new(
+            ctx.principal.arn.clone(),
+            ctx.account.clone(),
+            action,
+            resource,
+        );
+        // Only the bucket policy is consulted (the caller's identity policies are IAM's
+        // business): evaluated as same-account so that its Allow alone grants.
+        match fc_auth::policy::evaluate(&req, &[], Some(&policy)) {
+            fc_auth::policy::Decision::ExplicitDeny => Err(access_denied()),
+            fc_auth::policy::Decision::Allow => Ok(()),
+            fc_auth::policy::Decision::ImplicitDeny if same_account => Ok(()),
+            fc_auth::policy::Decision::ImplicitDeny => Err(access_denied()),
+        }
+    }
+
+    async fn route(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+        body: BodyIn,
+    ) -> Result<Reply, ApiError> {
+        let plain = |v: Result<Value, ApiError>| v.map(|value| Reply { value, body: None });
+        match ctx.operation.as_str() {
+            "ListBuckets" => plain(self.list_buckets(ctx, &input)),
+            "CreateBucket" => plain(self.create_bucket(ctx, &input)),
+            "HeadBucket" => plain(self.head_bucket(ctx, &input)),
+            "DeleteBucket" => plain(self.delete_bucket(ctx, &input)),
+            "GetBucketLocation" => plain(self.get_bucket_location(ctx, &input)),
+            "PutBucketTagging"
+            | "GetBucketTagging"
+            | "DeleteBucketTagging"
+            | "PutBucketPolicy"
+            | "GetBucketPolicy"
+            | "DeleteBucketPolicy"
+            | "PutBucketCors"
+            | "GetBucketCors"
+            | "DeleteBucketCors"
+            | "PutBucketEncryption"
+            | "GetBucketEncryption"
+            | "DeleteBucketEncryption"
+            | "PutBucketOwnershipControls"
+            | "GetBucketOwnershipControls"
+            | "DeleteBucketOwnershipControls"
+            | "PutPublicAccessBlock"
+            | "GetPublicAccessBlock"
+            | "DeletePublicAccessBlock"
+            | "PutBucketWebsite"
+            | "GetBucketWebsite"
+            | "DeleteBucketWebsite" => plain(self.bucket_config(ctx, &input)),
+            "PutBucketVersioning" => plain(self.put_bucket_versioning(ctx, &input)),
+            "GetBucketVersioning" => plain(self.get_bucket_versioning(ctx, &input)),
+            "PutBucketLifecycleConfiguration" => plain(self.put_bucket_lifecycle(ctx, &input)),
+            "GetBucketLifecycleConfiguration" => plain(self.get_bucket_lifecycle(ctx, &input)),
+            "DeleteBucketLifecycle" => plain(self.delete_bucket_lifecycle(ctx, &input)),
+            "PutBucketNotificationConfiguration" => {
+                plain(self.put_bucket_notification(ctx, &input))
+            }
+            "GetBucketNotificationConfiguration" => {
+                plain(self.get_bucket_notification(ctx, &input))
+            }
+            "GetBucketAcl" => plain(self.get_bucket_acl(ctx, &input)),
+            "PutBucketAcl" => plain(self.put_bucket_acl(ctx, &input)),
+            "GetBucketPolicyStatus" => plain(self.get_bucket_policy_status(ctx, &input)),
+            "PutObject" => self.put_object(ctx, &input, body).await,
+            "GetObject" => self.get_object(ctx, &input, true),
+            "HeadObject" => self.get_object(ctx, &input, false),
+            "DeleteObject" => plain(self.delete_object(ctx, &input)),
+            "DeleteObjects" => plain(self.delete_objects(ctx, &input)),
+            "CopyObject" => plain(self.copy_object(ctx, &input).await),
+            "ListObjectsV2" => plain(self.list_objects(ctx, &input, true)),
+            "ListObjects" => plain(self.list_objects(ctx, &input, false)),
+            "ListObjectVersions" => plain(self.list_object_versions(ctx, &input)),
+            "GetObjectTagging" => plain(self.get_object_tagging(ctx, &input)),
+            "PutObjectTagging" => plain(self.put_object_tagging(ctx, &input)),
+            "DeleteObjectTagging" => plain(self.delete_object_tagging(ctx, &input)),
+            "GetObjectAcl" => plain(self.get_object_acl(ctx, &input)),
+            "PutObjectAcl" => plain(self.put_object_acl(ctx, &input)),
+            "GetObjectAttributes" => plain(self.get_object_attributes(ctx, &input)),
+            "CreateMultipartUpload" => plain(self.create_multipart_upload(ctx, &input)),
+            "UploadPart" => plain(self.upload_part(ctx, &input, body).await),
+            "UploadPartCopy" => plain(self.upload_part_copy(ctx, &input).await),
+            "CompleteMultipartUpload" => plain(self.complete_multipart_upload(ctx, &input).await),
+            "AbortMultipartUpload" => plain(self.abort_multipart_upload(ctx, &input)),
+            "ListParts" => plain(self.list_parts(ctx, &input)),
+            "ListMultipartUploads" => plain(self.list_multipart_uploads(ctx, &input)),
+            op => Err(ApiError::not_implemented("s3", op)),
+        }
+    }
+}
+
+pub(crate) fn access_denied() -> ApiError {
+    ApiError::new(403, "AccessDenied", "Access Denied")
+}
+
+/// The IAM action name of an operation.
+fn policy_action(op: &str) -> String {
+    match op {
+        "HeadObject" => "GetObject",
+        "ListObjectsV2" | "ListObjects" => "ListBucket",
+        "ListObjectVersions" => "ListBucketVersions",
+        "HeadBucket" => "ListBucket",
+        "DeleteObjects" => "DeleteObject",
+        "CopyObject"
+        | "UploadPart"
+        | "UploadPartCopy"
+        | "CreateMultipartUpload"
+        | "CompleteMultipartUpload" => "PutObject",
+        "ListParts" => "ListMultipartUploadParts",
+        "ListMultipartUploads" => "ListBucketMultipartUploads",
+        "GetBucketLifecycleConfiguration" => "GetLifecycleConfiguration",
+        "PutBucketLifecycleConfiguration" | "DeleteBucketLifecycle" => "PutLifecycleConfiguration",
+        "GetBucketNotificationConfiguration" => "GetBucketNotification",
+        "PutBucketNotificationConfiguration" => "PutBucketNotification",
+        other => other,
+    }
+    .to_string()
+}
+
+#[async_trait]
+impl Service for S3 {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn call(&self, ctx: &RequestContext, input: Value) -> Result<Value, ApiError> {
+        self.route(ctx, input, BodyIn::empty())
+            .await
+            .map(|r| r.value)
+    }
+
+    async fn call_stream(
+        &self,
+        ctx: &RequestContext,
+        input: Value,
+        body: BodyIn,
+    ) -> Result<Reply, ApiError> {
+        self.route(ctx, input, body).await
+    }
+}

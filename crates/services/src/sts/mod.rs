@@ -23,12 +23,52 @@ use std::sync::Arc;
 /// The STS service.
 pub struct Sts {
     store: Arc<dyn Store>,
+    /// Check roles' trust policies and callers' identity policies on `AssumeRole` (strict auth).
+    enforce: bool,
 }
 
 impl Sts {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Sts { store }
+        Sts {
+            store,
+            enforce: false,
+        }
     }
+
+    /// Enforce trust policies (and the caller's `sts:AssumeRole` permission) as AWS does.
+    pub fn enforcing(mut self, enforce: bool) -> Self {
+        self.enforce = enforce;
+        self
+    }
+}
+
+/// Whether the role's trust policy lets the caller assume it, and (unless the trust policy
+/// names the caller itself, or the caller is an account root) whether the caller's own
+/// policies allow `sts:AssumeRole` on the role.
+fn trust_allows(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    role_arn: &str,
+    trust: &str,
+) -> Result<bool, ApiError> {
+    use fc_auth::policy::{evaluate, AuthzRequest, Policy};
+    let Ok(trust_policy) = Policy::parse_resource(trust) else {
+        return Ok(false);
+    };
+    // The trust policy decides on its own whether it admits this principal.
+    let req = AuthzRequest::new(&ctx.principal.arn, &ctx.account, "sts:AssumeRole", role_arn);
+    if !evaluate(&req, &[], Some(&trust_policy)).is_allowed() {
+        return Ok(false);
+    }
+    if ctx.principal.arn.ends_with(":root") || trust.contains(&ctx.principal.arn) {
+        return Ok(true);
+    }
+    let docs = iam::policies_for_principal(store, &ctx.account, &ctx.principal.arn)?;
+    let identity: Vec<Policy> = docs
+        .iter()
+        .filter_map(|d| Policy::parse_identity(d).ok())
+        .collect();
+    Ok(evaluate(&req, &identity, None).is_allowed())
 }
 
 #[async_trait]
@@ -41,7 +81,7 @@ impl Service for Sts {
         let store = self.store.as_ref();
         match ctx.operation.as_str() {
             "GetCallerIdentity" => Ok(get_caller_identity(ctx)),
-            "AssumeRole" => assume_role(store, ctx, &input),
+            "AssumeRole" => assume_role(store, ctx, &input, self.enforce),
             "GetSessionToken" => get_session_token(store, ctx, &input),
             "GetAccessKeyInfo" => get_access_key_info(store, ctx, &input),
             op => Err(ApiError::not_implemented("sts", op)),
@@ -194,7 +234,12 @@ fn parse_role_arn(arn: &str) -> Result<(String, String), ApiError> {
     Ok((a.account, name.to_string()))
 }
 
-fn assume_role(store: &dyn Store, ctx: &RequestContext, input: &Value) -> Result<Value, ApiError> {
+fn assume_role(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    input: &Value,
+    enforce: bool,
+) -> Result<Value, ApiError> {
     let role_arn = required(input, "RoleArn", "roleArn")?;
     let session = required(input, "RoleSessionName", "roleSessionName")?;
     check_session_name(session)?;
@@ -215,6 +260,9 @@ fn assume_role(store: &dyn Store, ctx: &RequestContext, input: &Value) -> Result
         .map_err(store_error)?
         .filter(|r| r.arn == role_arn)
         .ok_or_else(denied)?;
+    if enforce && !trust_allows(store, ctx, role_arn, &role.trust)? {
+        return Err(denied());
+    }
     if duration > role.max_session {
         return Err(validation(
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
