@@ -106,6 +106,158 @@ impl<'m> JsonWriter<'m> {
     }
 }
 
+impl JsonWriter<'_> {
+    /// Write the wire form of `v` straight into `buf` (no intermediate tree); `false`, with
+    /// `buf` untouched, when `v` cannot stand for the shape.
+    pub(crate) fn write(
+        &self,
+        buf: &mut Vec<u8>,
+        r: Option<&ShapeRef>,
+        shape: &Shape,
+        v: &Value,
+    ) -> bool {
+        let mark = buf.len();
+        let ok = self.write_inner(buf, r, shape, v);
+        if !ok {
+            buf.truncate(mark);
+        }
+        ok
+    }
+
+    fn write_ref(&self, buf: &mut Vec<u8>, r: &ShapeRef, v: &Value) -> bool {
+        if v.is_null() {
+            return false;
+        }
+        match self.model.shape(&r.shape) {
+            Some(shape) => self.write(buf, Some(r), shape, v),
+            None => write_plain(buf, v),
+        }
+    }
+
+    fn write_inner(
+        &self,
+        buf: &mut Vec<u8>,
+        r: Option<&ShapeRef>,
+        shape: &Shape,
+        v: &Value,
+    ) -> bool {
+        if shape.document == Some(true) {
+            return write_plain(buf, v);
+        }
+        match shape.type_.as_str() {
+            "structure" => match v.as_object() {
+                Some(obj) => {
+                    self.write_structure(buf, shape, obj);
+                    true
+                }
+                None => false,
+            },
+            "list" => {
+                let (Some(mref), Some(items)) = (shape.member.as_deref(), v.as_array()) else {
+                    return false;
+                };
+                buf.push(b'[');
+                let mut first = true;
+                for item in items {
+                    let mark = buf.len();
+                    if !first {
+                        buf.push(b',');
+                    }
+                    if self.write_ref(buf, mref, item) {
+                        first = false;
+                    } else {
+                        buf.truncate(mark);
+                    }
+                }
+                buf.push(b']');
+                true
+            }
+            "map" => {
+                let (Some(vref), Some(entries)) = (shape.value.as_deref(), v.as_object()) else {
+                    return false;
+                };
+                buf.push(b'{');
+                let mut first = true;
+                for (k, val) in entries {
+                    let mark = buf.len();
+                    if !first {
+                        buf.push(b',');
+                    }
+                    write_str(buf, k);
+                    buf.push(b':');
+                    if self.write_ref(buf, vref, val) {
+                        first = false;
+                    } else {
+                        buf.truncate(mark);
+                    }
+                }
+                buf.push(b'}');
+                true
+            }
+            "string" | "" => match v {
+                Value::String(s) => {
+                    write_str(buf, s);
+                    true
+                }
+                _ => self.write_converted(buf, r, shape, v),
+            },
+            _ => self.write_converted(buf, r, shape, v),
+        }
+    }
+
+    /// Scalars other than plain strings go through [`JsonWriter::shaped`].
+    fn write_converted(
+        &self,
+        buf: &mut Vec<u8>,
+        r: Option<&ShapeRef>,
+        shape: &Shape,
+        v: &Value,
+    ) -> bool {
+        match self.shaped(r, shape, v) {
+            Some(out) => write_plain(buf, &out),
+            None => false,
+        }
+    }
+
+    /// A structure's body members (HTTP-bound members are left to the REST layer).
+    pub(crate) fn write_structure(
+        &self,
+        buf: &mut Vec<u8>,
+        shape: &Shape,
+        obj: &Map<String, Value>,
+    ) {
+        buf.push(b'{');
+        let mut first = true;
+        for (mname, mref) in &shape.members {
+            if super::http_bound(mref) {
+                continue;
+            }
+            let Some(val) = obj.get(mname) else { continue };
+            let mark = buf.len();
+            if !first {
+                buf.push(b',');
+            }
+            write_str(buf, mref.location_name.as_deref().unwrap_or(mname));
+            buf.push(b':');
+            if self.write_ref(buf, mref, val) {
+                first = false;
+            } else {
+                buf.truncate(mark);
+            }
+        }
+        buf.push(b'}');
+    }
+}
+
+fn write_str(buf: &mut Vec<u8>, s: &str) {
+    // Serializing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn write_plain(buf: &mut Vec<u8>, v: &Value) -> bool {
+    serde_json::to_writer(&mut *buf, v).is_ok()
+}
+
 /// JSON bytes of a value (serializing a `Value` cannot fail; an empty object is the
 /// fallback all the same).
 pub(crate) fn to_bytes(v: &Value) -> Vec<u8> {
@@ -120,19 +272,20 @@ pub(crate) fn json_response(
     ctx: &ResponseContext,
 ) -> HttpResponse {
     let w = JsonWriter { model };
-    let body = match (
+    let mut body = Vec::with_capacity(256);
+    match (
         op.output.as_ref().and_then(|r| model.shape(&r.shape)),
         output.as_object(),
     ) {
-        (Some(shape), Some(obj)) => Value::Object(w.structure(shape, obj)),
-        _ => Value::Object(Map::new()),
-    };
+        (Some(shape), Some(obj)) => w.write_structure(&mut body, shape, obj),
+        _ => body.extend_from_slice(b"{}"),
+    }
     HttpResponse {
         status: 200,
         headers: vec![
             ("Content-Type".to_string(), json_content_type(model)),
             ("x-amzn-RequestId".to_string(), ctx.request_id.clone()),
         ],
-        body: to_bytes(&body),
+        body,
     }
 }
