@@ -73,6 +73,11 @@ enum StateAction {
 }
 
 fn main() -> Result<()> {
+    // Workload supervisors are this binary re-executed with a hidden marker: they must run
+    // before anything else (no runtime, no logging, no argument parsing).
+    if let Some(code) = fc_runtime::maybe_run_init() {
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
