@@ -724,9 +724,6 @@ def test_query_protocol(server):
     assert local(x).find("Error/Code").text == "InvalidParameterValue"
 
 
-@pytest.mark.xfail(strict=True, reason="fc-protocol's query serializer does not yet use SQS's "
-                   "query names (namespace, flattened Message/Attribute/MessageAttribute/QueueUrl "
-                   "with Name/Value)")
 def test_query_protocol_xml_shapes(server):
     name = unique("qshape")
     _, x = query(server, {"Action": "CreateQueue", "Version": "2012-11-05", "QueueName": name})
@@ -747,6 +744,55 @@ def test_query_protocol_xml_shapes(server):
     assert ma.find(f"{NS}Value/{NS}StringValue").text == "blue"
     _, x = query(server, {"Action": "ListQueues", "Version": "2012-11-05", "QueueNamePrefix": name})
     assert x.find(f"{NS}ListQueuesResult/{NS}QueueUrl").text == url
+    _, x = query(server, {"Action": "GetQueueAttributes", "Version": "2012-11-05", "QueueUrl": url,
+                          "AttributeName.1": "All"})
+    attrs = {a.find(f"{NS}Name").text: a.find(f"{NS}Value").text
+             for a in x.findall(f"{NS}GetQueueAttributesResult/{NS}Attribute")}
+    assert attrs["VisibilityTimeout"] == "30"
+    query(server, {"Action": "TagQueue", "Version": "2012-11-05", "QueueUrl": url,
+                   "Tag.1.Key": "team", "Tag.1.Value": "blue"})
+    _, x = query(server, {"Action": "ListQueueTags", "Version": "2012-11-05", "QueueUrl": url})
+    tag = x.find(f"{NS}ListQueueTagsResult/{NS}Tag")
+    assert (tag.find(f"{NS}Key").text, tag.find(f"{NS}Value").text) == ("team", "blue")
+    _, x = query(server, {"Action": "SendMessageBatch", "Version": "2012-11-05", "QueueUrl": url,
+                          "SendMessageBatchRequestEntry.1.Id": "a",
+                          "SendMessageBatchRequestEntry.1.MessageBody": "x",
+                          "SendMessageBatchRequestEntry.2.Id": "b",
+                          "SendMessageBatchRequestEntry.2.MessageBody": "y",
+                          "SendMessageBatchRequestEntry.2.DelaySeconds": "9999"})
+    result = x.find(f"{NS}SendMessageBatchResult")
+    assert [e.find(f"{NS}Id").text for e in result.findall(f"{NS}SendMessageBatchResultEntry")] == ["a"]
+    assert [e.find(f"{NS}Id").text for e in result.findall(f"{NS}BatchResultErrorEntry")] == ["b"]
+    _, x = query(server, {"Action": "ReceiveMessage", "Version": "2012-11-05", "QueueUrl": url,
+                          "MaxNumberOfMessages": "10", "VisibilityTimeout": "0"})
+    handles = [m.find(f"{NS}ReceiptHandle").text
+               for m in x.findall(f"{NS}ReceiveMessageResult/{NS}Message")]
+    assert handles
+    _, x = query(server, {"Action": "DeleteMessageBatch", "Version": "2012-11-05", "QueueUrl": url,
+                          "DeleteMessageBatchRequestEntry.1.Id": "d",
+                          "DeleteMessageBatchRequestEntry.1.ReceiptHandle": handles[0]})
+    assert x.find(f"{NS}DeleteMessageBatchResult/{NS}DeleteMessageBatchResultEntry/{NS}Id").text == "d"
+    _, x = query(server, {"Action": "GetQueueUrl", "Version": "2012-11-05", "QueueName": "nope-" + name})
+    assert x.tag == f"{NS}ErrorResponse"
+
+
+def test_query_protocol_queue_url_from_path(server):
+    """Older SDKs post to the queue's own URL and leave QueueUrl out of the form."""
+    name = unique("qpath")
+    _, x = query(server, {"Action": "CreateQueue", "Version": "2012-11-05", "QueueName": name})
+    url = x.find(f"{NS}CreateQueueResult/{NS}QueueUrl").text
+    path = urllib.parse.urlparse(url).path
+    status, x = query(server, {"Action": "SendMessage", "Version": "2012-11-05",
+                               "MessageBody": "via-path"}, path=path)
+    assert status == 200, ET.tostring(x)
+    assert x.find(f"{NS}SendMessageResult/{NS}MessageId").text
+    status, x = query(server, {"Action": "ReceiveMessage", "Version": "2012-11-05"}, path=path)
+    assert status == 200
+    assert x.find(f"{NS}ReceiveMessageResult/{NS}Message/{NS}Body").text == "via-path"
+    # Without QueueUrl on the root path the parameter is still required.
+    status, x = query(server, {"Action": "SendMessage", "Version": "2012-11-05", "MessageBody": "b"})
+    assert status == 400
+    assert x.find(f"{NS}Error/{NS}Code").text == "MissingParameter"
 
 
 def test_json_error_header(server, sqs):

@@ -143,6 +143,10 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         fc_services::sts::Sts::new(store.clone()).enforcing(strict),
     ));
     reg.add(Arc::new(fc_services::iam::Iam::new(store.clone())));
+    reg.add(Arc::new(fc_services::ec2::Ec2::new(
+        store.clone(),
+        files.join("ec2"),
+    )));
     reg.add(logs.clone());
     let sqs = fc_services::sqs::Sqs::new(store.clone());
     let bus = fc_services::bus::Bus::new();

@@ -10,6 +10,7 @@
 
 pub mod bus;
 pub mod common;
+pub mod ec2;
 pub mod ecr;
 pub mod iam;
 pub mod identity;

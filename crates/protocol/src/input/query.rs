@@ -3,7 +3,8 @@
 //! Parameters are first folded into a tree on their `.`-separated names, then read by the
 //! shape. Reading is lenient where clients differ: lists are accepted with or without the
 //! `member` wrapper, maps with or without `entry`, and flattened collections of JSON-era
-//! models (SQS) under their historical singular names (`MessageAttribute.1.Name`).
+//! models (SQS) under their historical singular names (`MessageAttribute.1.Name`). An SQS
+//! request posted to a queue's URL without `QueueUrl` gets the URL from its host and path.
 
 use super::{
     expected_for, is_document, is_flattened, scalar_from_text, target, Fault, Parsed, Seg,
@@ -11,7 +12,7 @@ use super::{
 };
 use crate::http::decode_form;
 use crate::model::Shape;
-use crate::{HttpRequest, ServiceModel, ShapeRef};
+use crate::{HttpRequest, Protocol, ServiceModel, ShapeRef};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
@@ -87,7 +88,32 @@ pub(crate) fn parse(
     }
     let shape = target(model, input);
     let reader = Reader { model, ec2 };
-    reader.structure(shape, &root, 0)
+    let mut value = reader.structure(shape, &root, 0)?;
+    if !ec2 {
+        fill_queue_url(model, shape, req, &mut value);
+    }
+    Ok(value)
+}
+
+/// Older SQS clients post query requests to the queue's own URL
+/// (`POST /000000000000/my-queue` with `Action=SendMessage&...`) and leave `QueueUrl` out:
+/// the queue is then the one the request was sent to.
+fn fill_queue_url(model: &ServiceModel, shape: &Shape, req: &HttpRequest, value: &mut Value) {
+    if crate::output::sqs_query::names(model, Protocol::Query).is_none()
+        || !shape.members.contains_key("QueueUrl")
+    {
+        return;
+    }
+    let Some(obj) = value.as_object_mut() else {
+        return;
+    };
+    if obj.contains_key("QueueUrl") {
+        return;
+    }
+    let host = req.header("host").unwrap_or_default().trim();
+    if let Some(url) = crate::output::sqs_query::queue_url_from_path(host, &req.path) {
+        obj.insert("QueueUrl".to_string(), Value::String(url));
+    }
 }
 
 struct Reader<'m> {

@@ -7,7 +7,7 @@
 //!
 //! Submodules: `xml` (query, ec2, rest-xml bodies), `json` (json and rest-json bodies), `cbor`
 //! (rpc-v2-cbor bodies), `rest` (headers, status code and payload of the REST protocols),
-//! `error` (error bodies for every protocol) and [`client`] (reading responses back the way
+//! `error` (error bodies for every protocol), `sqs_query` (SQS's query names) and [`client`] (reading responses back the way
 //! botocore does).
 
 mod cbor;
@@ -15,6 +15,7 @@ pub mod client;
 mod error;
 mod json;
 mod rest;
+pub(crate) mod sqs_query;
 mod xml;
 
 pub use client::{parse_response, ClientError};
@@ -64,6 +65,10 @@ pub(crate) fn json_content_type(model: &ServiceModel) -> String {
 /// The XML namespace of query and ec2 responses: `metadata.xmlNamespace`, else the AWS
 /// convention `https://<endpointPrefix>.amazonaws.com/doc/<apiVersion>/` (`http://` for ec2).
 pub(crate) fn xml_namespace(model: &ServiceModel, scheme: &str) -> String {
+    // SQS's only XML protocol is query, whose namespace its JSON-native model lost.
+    if let Some(names) = sqs_query::names(model, Protocol::Query) {
+        return names.namespace.to_string();
+    }
     if let Some(uri) = model.metadata.xml_namespace_uri() {
         // AWS writes these namespaces with a trailing slash even where a model omits it
         // (ec2: `http://ec2.amazonaws.com/doc/2016-11-15/`).

@@ -1,11 +1,12 @@
 //! XML bodies: the awsQuery and ec2 response envelopes and the model driven writing of
 //! structures, lists, maps and scalars shared by query, ec2 and rest-xml.
 
+use super::sqs_query::QueryNames;
 use super::{
     epoch_of, format_timestamp_text, scalar_text, timestamp_format, xml_namespace, TsPlace,
 };
 use crate::model::{Shape, ShapeRef};
-use crate::{HttpResponse, Operation, ResponseContext, ServiceModel};
+use crate::{HttpResponse, Operation, Protocol, ResponseContext, ServiceModel};
 use serde_json::Value;
 
 /// A small XML text builder.
@@ -92,6 +93,12 @@ pub(crate) fn is_flattened(r: Option<&ShapeRef>, shape: &Shape) -> bool {
 }
 
 impl<'m> XmlWriter<'m> {
+    /// The query serialization names of models that lost them (SQS). The writer only writes
+    /// XML bodies and SQS's only XML protocol is query, so they apply whenever present.
+    fn query_names(&self) -> Option<&'static QueryNames> {
+        super::sqs_query::names(self.model, Protocol::Query)
+    }
+
     /// Write a value as the element `name`, shaped by the reference `r`.
     pub(crate) fn member(&self, out: &mut XmlOut, name: &str, r: &ShapeRef, v: &Value) {
         if v.is_null() {
@@ -118,7 +125,9 @@ impl<'m> XmlWriter<'m> {
                 let Some(mref) = shape.member.as_deref() else {
                     return;
                 };
-                if is_flattened(Some(r), shape) {
+                if is_flattened(Some(r), shape)
+                    || self.query_names().is_some_and(|n| n.is_flattened(&r.shape))
+                {
                     for item in items {
                         let mut item_ref = mref.clone();
                         if item_ref.xml_namespace.is_none() {
@@ -141,9 +150,18 @@ impl<'m> XmlWriter<'m> {
                 else {
                     return;
                 };
-                let kname = kref.location_name.as_deref().unwrap_or("key");
-                let vname = vref.location_name.as_deref().unwrap_or("value");
-                let flat = is_flattened(Some(r), shape);
+                let names = self.query_names();
+                let entry = names.and_then(|n| n.entry_names(&r.shape));
+                let kname = entry
+                    .map(|(k, _)| k)
+                    .or(kref.location_name.as_deref())
+                    .unwrap_or("key");
+                let vname = entry
+                    .map(|(_, v)| v)
+                    .or(vref.location_name.as_deref())
+                    .unwrap_or("value");
+                let flat =
+                    is_flattened(Some(r), shape) || names.is_some_and(|n| n.is_flattened(&r.shape));
                 if !flat {
                     out.open(name, &ns);
                 }
@@ -242,7 +260,11 @@ impl<'m> XmlWriter<'m> {
                 continue;
             }
             if let Some(val) = obj.get(mname) {
-                let ename = mref.location_name.as_deref().unwrap_or(mname);
+                let ename = self
+                    .query_names()
+                    .and_then(|n| n.member_name(mname, &mref.shape))
+                    .or(mref.location_name.as_deref())
+                    .unwrap_or(mname);
                 self.member(out, ename, mref, val);
             }
         }

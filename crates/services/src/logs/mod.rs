@@ -368,3 +368,20 @@ fn group_from_arn(ctx: &RequestContext, arn: &str) -> Result<String, ApiError> {
     }
     Ok(name.to_string())
 }
+
+/// Workload output (instances, tasks, functions) reaches CloudWatch Logs through the execution
+/// layer's sink: the group and stream are created on first use, as the awslogs driver does.
+impl fc_runtime::LogSink for Logs {
+    fn append(
+        &self,
+        account: &str,
+        region: &str,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) {
+        if let Err(e) = Logs::append(self, account, region, group, stream, events) {
+            tracing::warn!(group, stream, error = %e, "workload output could not be written to CloudWatch Logs");
+        }
+    }
+}

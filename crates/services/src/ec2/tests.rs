@@ -1,0 +1,481 @@
+//! Unit tests of the EC2 service through its `Service` interface, over an in-memory store.
+
+use super::*;
+use base64::Engine as _;
+use fc_store::SqliteStore;
+use serde_json::json;
+
+struct Env {
+    ec2: Ec2,
+    dir: PathBuf,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn env() -> Env {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("in-memory store"));
+    let dir = std::env::temp_dir().join(format!("fc-ec2-test-{}", uuid::Uuid::new_v4()));
+    Env {
+        ec2: Ec2::new(store, dir.clone()),
+        dir,
+    }
+}
+
+impl Env {
+    async fn call_as(
+        &self,
+        account: &str,
+        region: &str,
+        op: &str,
+        input: Value,
+    ) -> Result<Value, ApiError> {
+        let ctx = RequestContext::for_account(account, region, "ec2", op);
+        self.ec2.call(&ctx, input).await
+    }
+
+    async fn ok(&self, op: &str, input: Value) -> Value {
+        self.call_as("000000000000", "us-east-1", op, input)
+            .await
+            .unwrap_or_else(|e| panic!("{op}: {e}"))
+    }
+
+    async fn err(&self, op: &str, input: Value) -> ApiError {
+        self.call_as("000000000000", "us-east-1", op, input)
+            .await
+            .expect_err(op)
+    }
+}
+
+#[tokio::test]
+async fn default_vpc_is_lazy_and_complete() {
+    let e = env();
+    let vpcs = e.ok("DescribeVpcs", json!({})).await;
+    let vpc = &vpcs["Vpcs"][0];
+    assert_eq!(vpc["CidrBlock"], "172.31.0.0/16");
+    assert_eq!(vpc["IsDefault"], true);
+    let subnets = e.ok("DescribeSubnets", json!({})).await;
+    let mut cidrs: Vec<String> = subnets["Subnets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["CidrBlock"].as_str().unwrap().to_string())
+        .collect();
+    cidrs.sort();
+    assert_eq!(cidrs.len(), 6);
+    assert_eq!(cidrs[0], "172.31.0.0/20");
+    assert!(cidrs.contains(&"172.31.80.0/20".to_string()));
+    let attrs = e
+        .ok(
+            "DescribeAccountAttributes",
+            json!({"AttributeNames": ["default-vpc"]}),
+        )
+        .await;
+    assert_eq!(
+        attrs["AccountAttributes"][0]["AttributeValues"][0]["AttributeValue"],
+        vpc["VpcId"]
+    );
+    // Another region has its own default VPC with three zones.
+    let other = e
+        .call_as("000000000000", "eu-west-1", "DescribeSubnets", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(other["Subnets"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn vpcs_and_subnets() {
+    let e = env();
+    let vpc = e.ok("CreateVpc", json!({"CidrBlock": "10.0.0.0/16"})).await;
+    let vpc_id = vpc["Vpc"]["VpcId"].as_str().unwrap().to_string();
+    let s = e
+        .ok(
+            "CreateSubnet",
+            json!({"VpcId": vpc_id, "CidrBlock": "10.0.1.0/24", "AvailabilityZone": "us-east-1b"}),
+        )
+        .await;
+    assert_eq!(s["Subnet"]["AvailableIpAddressCount"], 251);
+    let subnet_id = s["Subnet"]["SubnetId"].as_str().unwrap().to_string();
+    let conflict = e
+        .err(
+            "CreateSubnet",
+            json!({"VpcId": vpc_id, "CidrBlock": "10.0.1.128/25"}),
+        )
+        .await;
+    assert_eq!(conflict.code, "InvalidSubnet.Conflict");
+    let range = e
+        .err(
+            "CreateSubnet",
+            json!({"VpcId": vpc_id, "CidrBlock": "10.1.0.0/24"}),
+        )
+        .await;
+    assert_eq!(range.code, "InvalidSubnet.Range");
+    let bad = e
+        .err(
+            "CreateSubnet",
+            json!({"VpcId": vpc_id, "CidrBlock": "10.0.0.1/24"}),
+        )
+        .await;
+    assert_eq!(bad.code, "InvalidParameterValue");
+    let dep = e.err("DeleteVpc", json!({"VpcId": vpc_id})).await;
+    assert_eq!(dep.code, "DependencyViolation");
+    e.ok("DeleteSubnet", json!({"SubnetId": subnet_id})).await;
+    e.ok("DeleteVpc", json!({"VpcId": vpc_id})).await;
+    let gone = e.err("DescribeVpcs", json!({"VpcIds": [vpc_id]})).await;
+    assert_eq!(gone.code, "InvalidVpcID.NotFound");
+}
+
+#[tokio::test]
+async fn security_group_rules() {
+    let e = env();
+    let g = e
+        .ok(
+            "CreateSecurityGroup",
+            json!({"GroupName": "web", "Description": "web"}),
+        )
+        .await;
+    let gid = g["GroupId"].as_str().unwrap().to_string();
+    let perm = json!([{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+        "IpRanges": [{"CidrIp": "0.0.0.0/0", "Description": "ssh"}],
+        "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}]);
+    let auth = e
+        .ok(
+            "AuthorizeSecurityGroupIngress",
+            json!({"GroupId": gid, "IpPermissions": perm}),
+        )
+        .await;
+    assert_eq!(auth["SecurityGroupRules"].as_array().unwrap().len(), 2);
+    let dup = e
+        .err(
+            "AuthorizeSecurityGroupIngress",
+            json!({"GroupId": gid, "IpPermissions": perm}),
+        )
+        .await;
+    assert_eq!(dup.code, "InvalidPermission.Duplicate");
+    let d = e
+        .ok("DescribeSecurityGroups", json!({"GroupIds": [gid]}))
+        .await;
+    let ip = &d["SecurityGroups"][0]["IpPermissions"][0];
+    assert_eq!(ip["FromPort"], 22);
+    assert_eq!(ip["IpRanges"][0]["Description"], "ssh");
+    assert_eq!(ip["Ipv6Ranges"][0]["CidrIpv6"], "::/0");
+    let filtered = e
+        .ok(
+            "DescribeSecurityGroups",
+            json!({"Filters": [{"Name": "ip-permission.from-port", "Values": ["22"]}]}),
+        )
+        .await;
+    assert_eq!(filtered["SecurityGroups"].as_array().unwrap().len(), 1);
+    e.ok(
+        "RevokeSecurityGroupIngress",
+        json!({"GroupId": gid, "IpPermissions": perm}),
+    )
+    .await;
+    let missing = e
+        .err(
+            "RevokeSecurityGroupIngress",
+            json!({"GroupId": gid, "IpPermissions": perm}),
+        )
+        .await;
+    assert_eq!(missing.code, "InvalidPermission.NotFound");
+    let dry = e
+        .err(
+            "DeleteSecurityGroup",
+            json!({"GroupId": gid, "DryRun": true}),
+        )
+        .await;
+    assert_eq!(dry.code, "DryRunOperation");
+    e.ok("DeleteSecurityGroup", json!({"GroupId": gid})).await;
+    let nf = e
+        .err("DescribeSecurityGroups", json!({"GroupIds": [gid]}))
+        .await;
+    assert_eq!(nf.code, "InvalidGroup.NotFound");
+}
+
+#[tokio::test]
+async fn key_pairs_round_trip() {
+    let e = env();
+    let k = e
+        .ok(
+            "CreateKeyPair",
+            json!({"KeyName": "a", "KeyType": "ed25519"}),
+        )
+        .await;
+    assert!(k["KeyMaterial"]
+        .as_str()
+        .unwrap()
+        .contains("OPENSSH PRIVATE KEY"));
+    let store = e.ec2.inner.store.clone();
+    let pk = public_key(store.as_ref(), "000000000000", "us-east-1", "a").unwrap();
+    assert!(pk.starts_with("ssh-ed25519 "));
+    let imported = e
+        .ok(
+            "ImportKeyPair",
+            json!({"KeyName": "b", "PublicKeyMaterial":
+            base64::engine::general_purpose::STANDARD.encode(pk.as_bytes())}),
+        )
+        .await;
+    assert_eq!(imported["KeyFingerprint"], k["KeyFingerprint"]);
+    let d = e
+        .ok(
+            "DescribeKeyPairs",
+            json!({"Filters": [{"Name": "key-name", "Values": ["?"]}]}),
+        )
+        .await;
+    assert_eq!(d["KeyPairs"].as_array().unwrap().len(), 2);
+    e.ok("DeleteKeyPair", json!({"KeyName": "a"})).await;
+    e.ok("DeleteKeyPair", json!({"KeyName": "a"})).await;
+    let bad = e
+        .err(
+            "ImportKeyPair",
+            json!({"KeyName": "c", "PublicKeyMaterial": "bm90IGEga2V5"}),
+        )
+        .await;
+    assert_eq!(bad.code, "InvalidKey.Format");
+}
+
+#[tokio::test]
+async fn images_share_across_accounts() {
+    let e = env();
+    let vol = e
+        .ok(
+            "CreateVolume",
+            json!({"AvailabilityZone": "us-east-1a", "Size": 8}),
+        )
+        .await;
+    let vid = vol["VolumeId"].as_str().unwrap().to_string();
+    std::fs::write(volume_path(&e.dir, &vid).join("hello.txt"), b"hi").unwrap();
+    let snap = e.ok("CreateSnapshot", json!({"VolumeId": vid})).await;
+    let sid = snap["SnapshotId"].as_str().unwrap().to_string();
+    let img = e
+        .ok(
+            "RegisterImage",
+            json!({"Name": "mine", "RootDeviceName": "/dev/xvda",
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": sid}}]}),
+        )
+        .await;
+    let ami = img["ImageId"].as_str().unwrap().to_string();
+    let in_use = e.err("DeleteSnapshot", json!({"SnapshotId": sid})).await;
+    assert_eq!(in_use.code, "InvalidSnapshot.InUse");
+    let other = "111122223333";
+    let hidden = e
+        .call_as(
+            other,
+            "us-east-1",
+            "DescribeImages",
+            json!({"ImageIds": [ami]}),
+        )
+        .await
+        .expect_err("not shared yet");
+    assert_eq!(hidden.code, "InvalidAMIID.NotFound");
+    e.ok(
+        "ModifyImageAttribute",
+        json!({"ImageId": ami,
+        "LaunchPermission": {"Add": [{"UserId": other}]}}),
+    )
+    .await;
+    let seen = e
+        .call_as(
+            other,
+            "us-east-1",
+            "DescribeImages",
+            json!({"ExecutableUsers": ["self"]}),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = seen["Images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ImageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![ami.as_str()]);
+    // The other account copies it to another region: new id, same data.
+    let copy = e
+        .call_as(
+            other,
+            "us-west-2",
+            "CopyImage",
+            json!({"SourceImageId": ami, "SourceRegion": "us-east-1", "Name": "copied"}),
+        )
+        .await
+        .unwrap();
+    let copy_id = copy["ImageId"].as_str().unwrap();
+    let described = e
+        .call_as(
+            other,
+            "us-west-2",
+            "DescribeImages",
+            json!({"ImageIds": [copy_id]}),
+        )
+        .await
+        .unwrap();
+    let snap2 = described["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+        .as_str()
+        .unwrap();
+    assert_ne!(snap2, sid);
+    assert_eq!(
+        std::fs::read(snapshot_path(&e.dir, snap2).join("hello.txt")).unwrap(),
+        b"hi"
+    );
+    e.ok(
+        "ResetImageAttribute",
+        json!({"ImageId": ami, "Attribute": "launchPermission"}),
+    )
+    .await;
+    let perms = e
+        .ok(
+            "DescribeImageAttribute",
+            json!({"ImageId": ami, "Attribute": "launchPermission"}),
+        )
+        .await;
+    assert_eq!(perms["LaunchPermissions"], json!([]));
+    e.ok("DeregisterImage", json!({"ImageId": ami})).await;
+    e.ok("DeleteSnapshot", json!({"SnapshotId": sid})).await;
+}
+
+#[tokio::test]
+async fn volumes_hold_data() {
+    let e = env();
+    let vol = e
+        .ok(
+            "CreateVolume",
+            json!({"AvailabilityZone": "us-east-1a", "Size": 10, "VolumeType": "io1", "Iops": 500}),
+        )
+        .await;
+    let vid = vol["VolumeId"].as_str().unwrap().to_string();
+    std::fs::write(volume_path(&e.dir, &vid).join("data"), b"payload").unwrap();
+    let snap = e.ok("CreateSnapshot", json!({"VolumeId": vid})).await;
+    let sid = snap["SnapshotId"].as_str().unwrap().to_string();
+    let v2 = e
+        .ok(
+            "CreateVolume",
+            json!({"AvailabilityZone": "us-east-1b", "SnapshotId": sid}),
+        )
+        .await;
+    assert_eq!(v2["Size"], 10);
+    let v2id = v2["VolumeId"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(volume_path(&e.dir, v2id).join("data")).unwrap(),
+        b"payload"
+    );
+    let m = e
+        .ok(
+            "ModifyVolume",
+            json!({"VolumeId": vid, "Size": 20, "VolumeType": "gp3"}),
+        )
+        .await;
+    assert_eq!(m["VolumeModification"]["TargetSize"], 20);
+    let shrink = e
+        .err("ModifyVolume", json!({"VolumeId": vid, "Size": 5}))
+        .await;
+    assert_eq!(shrink.code, "InvalidParameterValue");
+    let d = e.ok("DescribeVolumes", json!({"VolumeIds": [vid]})).await;
+    assert_eq!(d["Volumes"][0]["Size"], 20);
+    assert_eq!(d["Volumes"][0]["Iops"], 3000);
+    e.ok("DeleteVolume", json!({"VolumeId": vid})).await;
+    assert!(!volume_path(&e.dir, &vid).exists());
+    let nf = e.err("DeleteVolume", json!({"VolumeId": vid})).await;
+    assert_eq!(nf.code, "InvalidVolume.NotFound");
+}
+
+#[tokio::test]
+async fn tags_everywhere_and_pagination() {
+    let e = env();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let v = e
+            .ok("CreateVolume", json!({"AvailabilityZone": "us-east-1a", "Size": 1,
+                "TagSpecifications": [{"ResourceType": "volume", "Tags": [{"Key": "n", "Value": format!("v{i}")}]}]}))
+            .await;
+        ids.push(v["VolumeId"].as_str().unwrap().to_string());
+    }
+    let vpcs = e.ok("DescribeVpcs", json!({})).await;
+    let vpc = vpcs["Vpcs"][0]["VpcId"].as_str().unwrap().to_string();
+    e.ok(
+        "CreateTags",
+        json!({"Resources": [vpc], "Tags": [{"Key": "env", "Value": "dev"}]}),
+    )
+    .await;
+    let bad = e
+        .err(
+            "CreateTags",
+            json!({"Resources": ["vol-0123456789abcdef0"], "Tags": [{"Key": "a", "Value": "b"}]}),
+        )
+        .await;
+    assert_eq!(bad.code, "InvalidVolume.NotFound");
+    let t = e
+        .ok(
+            "DescribeTags",
+            json!({"Filters": [{"Name": "resource-type", "Values": ["volume"]}], "MaxResults": 5}),
+        )
+        .await;
+    assert_eq!(t["Tags"].as_array().unwrap().len(), 5);
+    let next = t["NextToken"].as_str().unwrap();
+    let t2 = e
+        .ok("DescribeTags", json!({"Filters": [{"Name": "resource-type", "Values": ["volume"]}], "MaxResults": 5, "NextToken": next}))
+        .await;
+    assert_eq!(t2["Tags"].as_array().unwrap().len(), 2);
+    assert!(t2.get("NextToken").is_none());
+    e.ok(
+        "DeleteTags",
+        json!({"Resources": [ids[0]], "Tags": [{"Key": "n", "Value": "other"}]}),
+    )
+    .await;
+    let f = e
+        .ok(
+            "DescribeVolumes",
+            json!({"Filters": [{"Name": "tag:n", "Values": ["v0", "v1"]}]}),
+        )
+        .await;
+    assert_eq!(f["Volumes"].as_array().unwrap().len(), 2);
+    e.ok("DeleteTags", json!({"Resources": [ids[0]]})).await;
+    let f = e
+        .ok(
+            "DescribeVolumes",
+            json!({"Filters": [{"Name": "tag-key", "Values": ["n"]}]}),
+        )
+        .await;
+    assert_eq!(f["Volumes"].as_array().unwrap().len(), 6);
+    let bad_filter = e
+        .err(
+            "DescribeVolumes",
+            json!({"Filters": [{"Name": "bogus", "Values": ["x"]}]}),
+        )
+        .await;
+    assert_eq!(bad_filter.code, "InvalidParameterValue");
+}
+
+#[tokio::test]
+async fn instance_types_and_not_implemented() {
+    let e = env();
+    let t = e
+        .ok(
+            "DescribeInstanceTypes",
+            json!({"Filters": [
+            {"Name": "instance-type", "Values": ["c7g.*"]},
+            {"Name": "processor-info.supported-architecture", "Values": ["arm64"]}]}),
+        )
+        .await;
+    assert_eq!(t["InstanceTypes"].as_array().unwrap().len(), 4);
+    let o = e
+        .ok(
+            "DescribeInstanceTypeOfferings",
+            json!({"LocationType": "availability-zone",
+            "Filters": [{"Name": "instance-type", "Values": ["p4d.24xlarge"]}]}),
+        )
+        .await;
+    assert_eq!(o["InstanceTypeOfferings"].as_array().unwrap().len(), 2);
+    let bad = e
+        .err(
+            "DescribeInstanceTypes",
+            json!({"InstanceTypes": ["t9.huge"]}),
+        )
+        .await;
+    assert_eq!(bad.code, "InvalidInstanceType");
+    let ni = e.err("RunInstances", json!({})).await;
+    assert_eq!(ni.status, 501);
+}
