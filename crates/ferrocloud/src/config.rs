@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "FERROCLOUD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Execution driver for workloads: `auto`, `linux` or `process` [default: auto].
+    #[arg(long, env = "FERROCLOUD_DRIVER")]
+    pub driver: Option<String>,
     /// Optional TOML file with the same keys (snake_case).
     #[arg(long, env = "FERROCLOUD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -72,6 +75,7 @@ struct FileConfig {
     root_secret_access_key: Option<String>,
     max_body_bytes: Option<usize>,
     log_format: Option<String>,
+    driver: Option<String>,
 }
 
 /// The resolved configuration.
@@ -88,6 +92,8 @@ pub struct Config {
     pub root_secret_access_key: String,
     pub max_body_bytes: usize,
     pub log_format: String,
+    /// `auto`, `linux` or `process`.
+    pub driver: String,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/ferrocloud` or `~/.local/share/ferrocloud`.
@@ -150,6 +156,11 @@ impl Config {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(128 << 20),
+            driver: args
+                .driver
+                .clone()
+                .or(file.driver)
+                .unwrap_or_else(|| "auto".into()),
             log_format: args
                 .log_format
                 .clone()
@@ -158,6 +169,9 @@ impl Config {
         };
         if !fc_types::ids::is_account_id(&cfg.account_id) {
             bail!("account id must be 12 digits, got {:?}", cfg.account_id);
+        }
+        if !["auto", "linux", "process"].contains(&cfg.driver.as_str()) {
+            bail!("driver must be auto, linux or process, got {:?}", cfg.driver);
         }
         if cfg.log_format != "text" && cfg.log_format != "json" {
             bail!("log format must be text or json, got {:?}", cfg.log_format);
