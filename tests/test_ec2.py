@@ -931,10 +931,11 @@ def test_dry_run_everywhere(ec2):
     ec2.delete_volume(VolumeId=vol)
 
 
-def test_instances_are_not_implemented_yet(ec2):
+def test_elastic_ips_are_not_implemented_yet(ec2):
+    # Instances run now (test_ec2_instances.py); elastic IPs do not exist yet.
     with pytest.raises(ClientError) as e:
-        ec2.run_instances(ImageId="ami-0123456789abcdef0", MinCount=1, MaxCount=1)
+        ec2.allocate_address(Domain="vpc")
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
     with pytest.raises(ClientError) as e:
-        ec2.describe_instances()
+        ec2.describe_addresses()
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501

@@ -49,10 +49,10 @@ def test_status_command_without_server_fails():
 
 
 def test_unimplemented_operation_as_the_cli_prints_it(server):
-    code, out, err = server.aws("ec2", "describe-instances", check=False)
+    code, out, err = server.aws("ec2", "describe-addresses", check=False)
     assert code != 0
-    assert "An error occurred (NotImplemented) when calling the DescribeInstances operation" in err
-    assert "ec2:DescribeInstances is not implemented" in err
+    assert "An error occurred (NotImplemented) when calling the DescribeAddresses operation" in err
+    assert "ec2:DescribeAddresses is not implemented" in err
 
 
 def test_unimplemented_operation_boto3_status_501(server):

@@ -171,7 +171,10 @@ impl Config {
             bail!("account id must be 12 digits, got {:?}", cfg.account_id);
         }
         if !["auto", "linux", "process"].contains(&cfg.driver.as_str()) {
-            bail!("driver must be auto, linux or process, got {:?}", cfg.driver);
+            bail!(
+                "driver must be auto, linux or process, got {:?}",
+                cfg.driver
+            );
         }
         if cfg.log_format != "text" && cfg.log_format != "json" {
             bail!("log format must be text or json, got {:?}", cfg.log_format);

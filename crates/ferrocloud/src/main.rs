@@ -144,10 +144,8 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         fc_services::sts::Sts::new(store.clone()).enforcing(strict),
     ));
     reg.add(Arc::new(fc_services::iam::Iam::new(store.clone())));
-    reg.add(Arc::new(fc_services::ec2::Ec2::new(
-        store.clone(),
-        files.join("ec2"),
-    )));
+    let ec2 = Arc::new(fc_services::ec2::Ec2::new(store.clone(), files.join("ec2")));
+    reg.add(ec2.clone());
     reg.add(logs.clone());
     let sqs = fc_services::sqs::Sqs::new(store.clone());
     let bus = fc_services::bus::Bus::new();
@@ -164,6 +162,16 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
     let images = Arc::new(fc_images::ImageStore::open(files.join("images"))?);
     let ecr = Arc::new(fc_services::ecr::Ecr::new(store.clone(), images.clone()));
     reg.add(ecr.clone());
+    // EC2 instances run as workloads of the execution layer; they outlive a graceful shutdown
+    // and are re-adopted at the next start.
+    let driver_cfg = fc_runtime::DriverConfig {
+        api_port: cfg.port,
+        ..fc_runtime::DriverConfig::new(files.join("runtime"))
+    };
+    match fc_runtime::select(Some(cfg.driver.as_str()), driver_cfg, logs.clone()) {
+        Ok(driver) => ec2.attach_driver(driver, images.clone(), logs.clone()),
+        Err(e) => tracing::warn!(error = %e, "no execution driver: EC2 instances will not run"),
+    }
     let oci = fc_registry::Registry::new(
         images,
         store.clone(),

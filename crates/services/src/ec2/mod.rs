@@ -7,8 +7,10 @@
 //!
 //! State lives in the store per account and region (tables `ec2_*`). The default VPC, its
 //! subnets and default security group are created lazily, the first time an account uses a
-//! region. Instance operations (`RunInstances` and friends) and every other operation of the
-//! model answer `NotImplemented` until the execution layer lands.
+//! region. Instances (`instances`) run as workloads of the execution layer when a driver is
+//! attached ([`Ec2::attach_driver`]; without one they only change state on paper), with the
+//! instance metadata service in `imds`. Every other operation of the model answers
+//! `NotImplemented`.
 //!
 //! Handlers run on the blocking pool under one service-wide lock (they read-modify-write
 //! several records, and snapshot and volume data copies happen inside the call).
@@ -19,7 +21,9 @@
 #![allow(clippy::result_large_err)]
 
 mod images;
+mod imds;
 mod instance_types;
+mod instances;
 mod key_pairs;
 mod keys;
 mod security_groups;
@@ -31,6 +35,7 @@ mod vpcs;
 
 pub use images::{image, BlockDevice, ImageRecord, HOST_USERLAND};
 pub use instance_types::{instance_type, InstanceTypeInfo};
+pub use instances::{InstanceRecord, CONSOLE_GROUP};
 pub use key_pairs::public_key;
 pub use security_groups::{security_groups, Peer, SecurityGroupRecord, SgRule};
 pub use volumes::{snapshot_path, volume_path, SnapshotRecord, VolumeAttachment, VolumeRecord};
@@ -56,7 +61,9 @@ struct Inner {
     store: Arc<dyn Store>,
     data_dir: PathBuf,
     /// Serializes EC2 changes (handlers read-modify-write several records).
-    lock: Mutex<()>,
+    lock: Arc<Mutex<()>>,
+    /// The execution layer, once attached.
+    exec: std::sync::OnceLock<Arc<instances::Exec>>,
 }
 
 impl Ec2 {
@@ -67,9 +74,47 @@ impl Ec2 {
             inner: Arc::new(Inner {
                 store,
                 data_dir: data_dir.into(),
-                lock: Mutex::new(()),
+                lock: Arc::new(Mutex::new(())),
+                exec: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Run instances on `driver`, with root filesystems from `images` and console output in
+    /// `logs`. Must be called inside a Tokio runtime: it re-adopts the instances of an earlier
+    /// run (in the background), removes orphaned workloads and serves the instance metadata
+    /// service. Attaching twice is ignored.
+    pub fn attach_driver(
+        &self,
+        driver: Arc<dyn fc_runtime::Driver>,
+        images: Arc<fc_images::ImageStore>,
+        logs: Arc<crate::logs::Logs>,
+    ) {
+        let exec = Arc::new(instances::Exec {
+            driver,
+            images,
+            logs,
+            store: self.inner.store.clone(),
+            lock: self.inner.lock.clone(),
+            data_dir: self.inner.data_dir.clone(),
+            rt: tokio::runtime::Handle::current(),
+            tokens: Mutex::new(Default::default()),
+            start_lock: tokio::sync::Mutex::new(()),
+        });
+        if self.inner.exec.set(exec.clone()).is_err() {
+            return;
+        }
+        tokio::spawn(async move {
+            let handler = Arc::new(imds::Imds::new(exec.clone()));
+            if let Err(e) = exec
+                .driver
+                .serve_link_local(fc_runtime::IMDS_ADDRESS, handler)
+                .await
+            {
+                tracing::warn!(error = %e, "the instance metadata service is not available");
+            }
+            exec.recover_all().await;
+        });
     }
 }
 
@@ -96,6 +141,7 @@ impl Inner {
             scope: Scope::new(&req.account, &req.region),
             req,
             data_dir: &self.data_dir,
+            exec: self.exec.get(),
         };
         let op = req.operation.as_str();
         if !matches!(
@@ -162,6 +208,17 @@ impl Inner {
             "ModifySnapshotAttribute" => volumes::modify_snapshot_attribute(&c, input),
             "DescribeSnapshotAttribute" => volumes::describe_snapshot_attribute(&c, input),
             "ResetSnapshotAttribute" => volumes::reset_snapshot_attribute(&c, input),
+            // Instances
+            "RunInstances" => instances::run_instances(&c, input),
+            "DescribeInstances" => instances::describe_instances(&c, input),
+            "DescribeInstanceStatus" => instances::describe_instance_status(&c, input),
+            "StartInstances" => instances::start_instances(&c, input),
+            "StopInstances" => instances::stop_instances(&c, input),
+            "RebootInstances" => instances::reboot_instances(&c, input),
+            "TerminateInstances" => instances::terminate_instances(&c, input),
+            "ModifyInstanceAttribute" => instances::modify_instance_attribute(&c, input),
+            "DescribeInstanceAttribute" => instances::describe_instance_attribute(&c, input),
+            "GetConsoleOutput" => instances::get_console_output(&c, input),
             // Tags
             "CreateTags" => tags::create_tags(&c, input),
             "DeleteTags" => tags::delete_tags(&c, input),
@@ -183,6 +240,7 @@ pub(crate) const VOLUME_MODS: &str = "ec2_volume_modifications";
 pub(crate) const SNAPSHOTS: &str = "ec2_snapshots";
 pub(crate) const TAGS: &str = "ec2_tags";
 pub(crate) const META: &str = "ec2_meta";
+pub(crate) const INSTANCES: &str = "ec2_instances";
 
 /// What a handler works with.
 pub(crate) struct Ctx<'a> {
@@ -190,6 +248,7 @@ pub(crate) struct Ctx<'a> {
     pub scope: Scope,
     pub req: &'a RequestContext,
     pub data_dir: &'a Path,
+    pub exec: Option<&'a Arc<instances::Exec>>,
 }
 
 impl Ctx<'_> {

@@ -148,6 +148,7 @@ fn check_resource(c: &Ctx<'_>, id: &str) -> Result<&'static str, ApiError> {
         "volume" => c.get::<Value>(VOLUMES, id)?.is_some(),
         "snapshot" => c.get::<Value>(SNAPSHOTS, id)?.is_some(),
         "dhcp-options" => id == super::vpcs::DHCP_OPTIONS_ID,
+        "instance" => c.get::<Value>(super::INSTANCES, id)?.is_some(),
         _ => false,
     };
     if exists {

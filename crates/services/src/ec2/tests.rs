@@ -476,6 +476,153 @@ async fn instance_types_and_not_implemented() {
         )
         .await;
     assert_eq!(bad.code, "InvalidInstanceType");
-    let ni = e.err("RunInstances", json!({})).await;
+    let ni = e.err("AssociateAddress", json!({})).await;
     assert_eq!(ni.status, 501);
+}
+
+// ---- instances (no driver attached: states change on paper) ----
+
+fn debian_ami() -> String {
+    images::catalog("us-east-1")
+        .into_iter()
+        .find(|i| i.name.starts_with("debian-12-amd64"))
+        .expect("debian in the catalog")
+        .image_id
+}
+
+#[tokio::test]
+async fn instances_lifecycle_without_driver() {
+    let e = env();
+    let ami = debian_ami();
+    let ud = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho hi\n");
+    let r = e
+        .ok(
+            "RunInstances",
+            json!({"ImageId": ami, "MinCount": 2, "MaxCount": 2, "InstanceType": "t3.micro",
+                   "UserData": ud,
+                   "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}]}),
+        )
+        .await;
+    let ids: Vec<String> = r["Instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| i["InstanceId"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(r["ReservationId"].as_str().expect("r").starts_with("r-"));
+    let ips: Vec<&str> = r["Instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| i["PrivateIpAddress"].as_str().expect("ip"))
+        .collect();
+    assert_ne!(ips[0], ips[1]);
+    assert!(ips[0].starts_with("172.31."));
+    let d = e
+        .ok(
+            "DescribeInstances",
+            json!({"Filters": [{"Name": "tag:k", "Values": ["v"]},
+                               {"Name": "instance-state-name", "Values": ["running"]}]}),
+        )
+        .await;
+    assert_eq!(
+        d["Reservations"][0]["Instances"]
+            .as_array()
+            .expect("i")
+            .len(),
+        2
+    );
+    let s = e
+        .ok("StopInstances", json!({"InstanceIds": [ids[0]]}))
+        .await;
+    assert_eq!(
+        s["StoppingInstances"][0]["PreviousState"]["Name"],
+        "running"
+    );
+    let bad = e
+        .err(
+            "ModifyInstanceAttribute",
+            json!({"InstanceId": ids[1], "InstanceType": {"Value": "t3.small"}}),
+        )
+        .await;
+    assert_eq!(bad.code, "IncorrectInstanceState");
+    e.ok(
+        "ModifyInstanceAttribute",
+        json!({"InstanceId": ids[0], "InstanceType": {"Value": "t3.small"}}),
+    )
+    .await;
+    e.ok(
+        "ModifyInstanceAttribute",
+        json!({"InstanceId": ids[1], "DisableApiTermination": {"Value": true}}),
+    )
+    .await;
+    let denied = e
+        .err("TerminateInstances", json!({"InstanceIds": [ids[1]]}))
+        .await;
+    assert_eq!(denied.code, "OperationNotPermitted");
+    let t = e
+        .ok("TerminateInstances", json!({"InstanceIds": [ids[0]]}))
+        .await;
+    assert_eq!(
+        t["TerminatingInstances"][0]["CurrentState"]["Name"],
+        "terminated"
+    );
+    let again = e
+        .err("StartInstances", json!({"InstanceIds": [ids[0]]}))
+        .await;
+    assert_eq!(again.code, "IncorrectInstanceState");
+    let attr = e
+        .ok(
+            "DescribeInstanceAttribute",
+            json!({"InstanceId": ids[1], "Attribute": "userData"}),
+        )
+        .await;
+    assert_eq!(attr["UserData"]["Value"], ud);
+    let missing = e
+        .err(
+            "DescribeInstances",
+            json!({"InstanceIds": ["i-0123456789abcdef0"]}),
+        )
+        .await;
+    assert_eq!(missing.code, "InvalidInstanceID.NotFound");
+    let bad_ud = e
+        .err(
+            "RunInstances",
+            json!({"ImageId": ami, "MinCount": 1, "MaxCount": 1, "UserData": "%%%"}),
+        )
+        .await;
+    assert_eq!(bad_ud.code, "InvalidParameterValue");
+    let tagged = e
+        .ok(
+            "CreateTags",
+            json!({"Resources": [ids[1]], "Tags": [{"Key": "a", "Value": "b"}]}),
+        )
+        .await;
+    assert_eq!(tagged, json!({}));
+}
+
+#[test]
+fn user_data_scripts_from_mime() {
+    let mime = "Content-Type: multipart/mixed; boundary=\"XX\"\nMIME-Version: 1.0\n\n--XX\nContent-Type: text/cloud-config\n\n#cloud-config\n\n--XX\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho one\n--XX\nContent-Type: text/x-shellscript\nContent-Transfer-Encoding: base64\n\nIyEvYmluL3NoCmVjaG8gdHdvCg==\n--XX--\n";
+    let parts = instances::user_data_scripts(mime.as_bytes());
+    assert_eq!(parts.len(), 2);
+    assert!(String::from_utf8_lossy(&parts[0]).contains("echo one"));
+    assert_eq!(parts[1], b"#!/bin/sh\necho two\n");
+    assert_eq!(instances::user_data_scripts(b"#!/bin/bash\ntrue").len(), 1);
+    assert!(instances::user_data_scripts(b"#cloud-config\n").is_empty());
+}
+
+#[test]
+fn imds_request_head_parses() {
+    let r = imds::parse_head(
+        "PUT /latest/api/token?x=1 HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600",
+    )
+    .expect("parses");
+    assert_eq!(r.method, "PUT");
+    assert_eq!(r.path, "/latest/api/token");
+    assert!(r
+        .headers
+        .iter()
+        .any(|(n, v)| n == "x-aws-ec2-metadata-token-ttl-seconds" && v == "21600"));
 }
