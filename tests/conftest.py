@@ -133,7 +133,8 @@ def fresh_server():
 
     yield make
     for s in servers:
-        s.stop(signal.SIGKILL)
+        # Graceful, so the server removes what it created (e.g. its router network namespace).
+        s.stop(signal.SIGTERM)
         shutil.rmtree(s.data_dir, ignore_errors=True)
 
 

@@ -133,6 +133,8 @@ pub struct Services {
     logs: Arc<fc_services::logs::Logs>,
     s3: Arc<fc_services::s3::S3>,
     ecr: Arc<fc_services::ecr::Ecr>,
+    /// The execution driver, stopped (not its workloads) at shutdown.
+    driver: Option<Arc<dyn fc_runtime::Driver>>,
 }
 
 /// Build every service over one store; files (S3 objects, images) live under `files`.
@@ -168,10 +170,16 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         api_port: cfg.port,
         ..fc_runtime::DriverConfig::new(files.join("runtime"))
     };
-    match fc_runtime::select(Some(cfg.driver.as_str()), driver_cfg, logs.clone()) {
-        Ok(driver) => ec2.attach_driver(driver, images.clone(), logs.clone()),
-        Err(e) => tracing::warn!(error = %e, "no execution driver: EC2 instances will not run"),
-    }
+    let driver = match fc_runtime::select(Some(cfg.driver.as_str()), driver_cfg, logs.clone()) {
+        Ok(driver) => {
+            ec2.attach_driver(driver.clone(), images.clone(), logs.clone());
+            Some(driver)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no execution driver: EC2 instances will not run");
+            None
+        }
+    };
     let oci = fc_registry::Registry::new(
         images,
         store.clone(),
@@ -187,28 +195,35 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         logs,
         s3,
         ecr,
+        driver,
     })
 }
 
-/// Run `task` every `every` on the blocking pool (the first run right away); `what` names it in
-/// the log when it changed something or failed.
-fn periodic<E: std::fmt::Display + Send + 'static>(
-    what: &'static str,
-    every: Duration,
-    task: impl Fn(f64) -> std::result::Result<u64, E> + Send + Sync + 'static,
-) {
-    let task = Arc::new(task);
+/// A background sweep: takes the current time, returns how many things it changed.
+type Sweep = Box<dyn Fn(f64) -> std::result::Result<u64, String> + Send + Sync>;
+
+/// Run every sweep every `every`, one after the other on one blocking thread (the first round
+/// right away); each is named in the log when it changed something or failed.
+fn periodic(every: Duration, sweeps: Vec<(&'static str, Sweep)>) {
+    let sweeps = Arc::new(sweeps);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            let task = task.clone();
-            let now = fc_protocol::value::now_secs();
-            match tokio::task::spawn_blocking(move || task(now)).await {
-                Ok(Ok(n)) if n > 0 => info!(task = what, changed = n, "background sweep"),
-                Ok(Err(e)) => tracing::warn!(task = what, error = %e, "background sweep failed"),
-                Err(e) => tracing::warn!(task = what, error = %e, "background sweep panicked"),
-                Ok(Ok(_)) => {}
+            let sweeps = sweeps.clone();
+            let round = tokio::task::spawn_blocking(move || {
+                for (what, sweep) in sweeps.iter() {
+                    match sweep(fc_protocol::value::now_secs()) {
+                        Ok(n) if n > 0 => info!(task = what, changed = n, "background sweep"),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(task = what, error = %e, "background sweep failed")
+                        }
+                    }
+                }
+            });
+            if let Err(e) = round.await {
+                tracing::warn!(error = %e, "background sweep panicked");
             }
         }
     });
@@ -265,17 +280,35 @@ async fn run(cfg: Config) -> Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
-    let minute = Duration::from_secs(60);
-    let logs = services.logs.clone();
-    periodic("logs retention", minute, move |now| {
-        logs.expire((now * 1000.0) as i64)
-    });
-    let s3 = services.s3.clone();
-    periodic("s3 lifecycle", minute, move |now| s3.expire(now));
-    let ecr = services.ecr.clone();
-    periodic("ecr housekeeping", minute, move |now| {
-        ecr.housekeeping(now).map(|r| r.expired)
-    });
+    let (logs, s3, ecr) = (
+        services.logs.clone(),
+        services.s3.clone(),
+        services.ecr.clone(),
+    );
+    periodic(
+        Duration::from_secs(60),
+        vec![
+            (
+                "logs retention",
+                Box::new(move |now| {
+                    logs.expire((now * 1000.0) as i64)
+                        .map_err(|e| e.to_string())
+                }),
+            ),
+            (
+                "s3 lifecycle",
+                Box::new(move |now| s3.expire(now).map_err(|e| e.to_string())),
+            ),
+            (
+                "ecr housekeeping",
+                Box::new(move |now| {
+                    ecr.housekeeping(now)
+                        .map(|r| r.expired)
+                        .map_err(|e| e.to_string())
+                }),
+            ),
+        ],
+    );
     let app = server::App {
         cfg: Arc::new(cfg.clone()),
         store,
@@ -290,7 +323,13 @@ async fn run(cfg: Config) -> Result<()> {
         ready_micros = started.elapsed().as_micros() as u64,
         "ferrocloud ready"
     );
+    let driver = services.driver.clone();
     let result = server::serve(app, listener).await;
+    // Background tasks and proxies stop; workloads keep running for the next start, and the
+    // router namespace goes when no workload needs it.
+    if let Some(driver) = driver {
+        driver.shutdown().await;
+    }
     drop(files);
     result
 }

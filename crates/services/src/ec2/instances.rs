@@ -147,6 +147,9 @@ pub struct Exec {
     pub(crate) tokens: Mutex<HashMap<String, (String, f64)>>,
     /// Serializes `Driver::start`.
     pub(crate) start_lock: tokio::sync::Mutex<()>,
+    /// The metadata service starts with the first instance (it creates the router network
+    /// namespace): a server that never runs an instance leaves nothing behind.
+    pub(crate) imds: tokio::sync::OnceCell<()>,
 }
 
 pub(crate) fn instance_dir(data_dir: &Path, id: &str) -> PathBuf {
@@ -154,6 +157,23 @@ pub(crate) fn instance_dir(data_dir: &Path, id: &str) -> PathBuf {
 }
 
 impl Exec {
+    /// Serve IMDS to workload networks, once.
+    pub(crate) async fn ensure_imds(self: &Arc<Self>) {
+        let me = self.clone();
+        self.imds
+            .get_or_init(|| async move {
+                let handler = Arc::new(super::imds::Imds::new(me.clone()));
+                if let Err(e) = me
+                    .driver
+                    .serve_link_local(fc_runtime::IMDS_ADDRESS, handler)
+                    .await
+                {
+                    tracing::warn!(error = %e, "the instance metadata service is not available");
+                }
+            })
+            .await;
+    }
+
     /// Load, change and save a record under the service lock (blocking).
     fn update_blocking(
         &self,
@@ -313,6 +333,7 @@ impl Exec {
                 // The linux driver races when two workloads create the same network at once
                 // ("RTNETLINK answers: File exists"): starts go one at a time.
                 let _one = self.start_lock.lock().await;
+                self.ensure_imds().await;
                 self.driver.start(spec).await.map_err(|e| e.to_string())
             }
             Err(e) => Err(e),
@@ -504,6 +525,7 @@ impl Exec {
                 "running" | "stopping" | "shutting-down" | "pending" => {}
                 _ => continue,
             }
+            self.ensure_imds().await;
             let recovered = match &rec.handle {
                 Some(h) => self.driver.recover(h).await.ok(),
                 None => None,

@@ -100,21 +100,12 @@ impl Ec2 {
             rt: tokio::runtime::Handle::current(),
             tokens: Mutex::new(Default::default()),
             start_lock: tokio::sync::Mutex::new(()),
+            imds: tokio::sync::OnceCell::new(),
         });
         if self.inner.exec.set(exec.clone()).is_err() {
             return;
         }
-        tokio::spawn(async move {
-            let handler = Arc::new(imds::Imds::new(exec.clone()));
-            if let Err(e) = exec
-                .driver
-                .serve_link_local(fc_runtime::IMDS_ADDRESS, handler)
-                .await
-            {
-                tracing::warn!(error = %e, "the instance metadata service is not available");
-            }
-            exec.recover_all().await;
-        });
+        tokio::spawn(async move { exec.recover_all().await });
     }
 }
 
