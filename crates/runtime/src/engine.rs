@@ -542,47 +542,57 @@ impl Engine {
         // Network plan (address allocation happens under the table lock, reserved by a
         // placeholder so concurrent starts do not collide).
         let mut net_plan = None;
+        // Held until this start returns: by then the workload is in the table (or gone).
+        let mut _reservation: Option<IpReservation> = None;
         if let Some(n) = &spec.network {
             let cidr = Cidr::parse(&n.cidr)?;
-            let used: Vec<Ipv4Addr> = lock(&self.0.workloads)
-                .values()
-                .filter_map(|w| {
-                    let h = lock(&w.handle);
-                    h.network
-                        .as_ref()
-                        .filter(|s| s.network == n.network)
-                        .map(|s| s.ip)
-                })
-                .collect();
-            let ip = match n.ip {
-                Some(ip) => {
-                    if !cidr.is_assignable(ip) {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        return Err(RuntimeError::InvalidSpec(format!(
-                            "address {ip} is not assignable in {}",
-                            n.cidr
-                        )));
+            let key = format!("{}/{}", self.0.instance, n.network);
+            let ip = {
+                let mut pending = lock(&PENDING_IPS);
+                let mut used: Vec<Ipv4Addr> = lock(&self.0.workloads)
+                    .values()
+                    .filter_map(|w| {
+                        let h = lock(&w.handle);
+                        h.network
+                            .as_ref()
+                            .filter(|s| s.network == n.network)
+                            .map(|s| s.ip)
+                    })
+                    .collect();
+                used.extend(pending.iter().filter(|(k, _)| *k == key).map(|(_, ip)| *ip));
+                let ip = match n.ip {
+                    Some(ip) => {
+                        if !cidr.is_assignable(ip) {
+                            let _ = std::fs::remove_dir_all(&dir);
+                            return Err(RuntimeError::InvalidSpec(format!(
+                                "address {ip} is not assignable in {}",
+                                n.cidr
+                            )));
+                        }
+                        if used.contains(&ip) {
+                            let _ = std::fs::remove_dir_all(&dir);
+                            return Err(RuntimeError::InvalidSpec(format!(
+                                "address {ip} is in use in network {}",
+                                n.network
+                            )));
+                        }
+                        ip
                     }
-                    if used.contains(&ip) {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        return Err(RuntimeError::InvalidSpec(format!(
-                            "address {ip} is in use in network {}",
-                            n.network
-                        )));
-                    }
-                    ip
-                }
-                None => match cidr.first_free(&used) {
-                    Some(ip) => ip,
-                    None => {
-                        let _ = std::fs::remove_dir_all(&dir);
-                        return Err(RuntimeError::InvalidSpec(format!(
-                            "network {} has no free address",
-                            n.network
-                        )));
-                    }
-                },
+                    None => match cidr.first_free(&used) {
+                        Some(ip) => ip,
+                        None => {
+                            let _ = std::fs::remove_dir_all(&dir);
+                            return Err(RuntimeError::InvalidSpec(format!(
+                                "network {} has no free address",
+                                n.network
+                            )));
+                        }
+                    },
+                };
+                pending.push((key.clone(), ip));
+                ip
             };
+            _reservation = Some(IpReservation { key, ip });
             let router = match self.router().await {
                 Ok(r) => r,
                 Err(e) => {
@@ -1479,4 +1489,20 @@ fn process_group_stats(pgid: i32) -> Stats {
         s.memory_peak = s.memory_current;
     }
     s
+}
+
+/// Addresses chosen by starts still in progress (the workload is not in its driver's table
+/// yet), by `<instance>/<network>`: concurrent starts never pick the same address.
+static PENDING_IPS: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
+
+/// Releases a pending address when its start returns.
+struct IpReservation {
+    key: String,
+    ip: Ipv4Addr,
+}
+
+impl Drop for IpReservation {
+    fn drop(&mut self) {
+        lock(&PENDING_IPS).retain(|(k, ip)| !(*k == self.key && *ip == self.ip));
+    }
 }

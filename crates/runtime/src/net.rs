@@ -185,6 +185,12 @@ impl Router {
 
     /// Ensures the bridge for a network exists, with the gateway address.
     pub fn ensure_bridge(&self, bridge: &str, cidr: &Cidr) -> Result<()> {
+        // Check-then-create: two workloads starting on a new network at once must not both
+        // create its bridge ("RTNETLINK answers: File exists").
+        static BRIDGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = BRIDGES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let links = ip_output(
             self.ns_path.clone(),
             &["-o", "link", "show", "type", "bridge"],

@@ -428,6 +428,37 @@ async fn networking_between_workloads_ports_and_link_local() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_starts_on_a_new_network() {
+    let env = env("concurrent");
+    let d = env.driver();
+    let mut starts = Vec::new();
+    for i in 0..4 {
+        let mut spec = env.sh(&format!("c{i}"), "sleep 1000");
+        spec.network = net("subnet-c", None, Vec::new());
+        let d = d.clone();
+        starts.push(tokio::spawn(async move { d.start(spec).await }));
+    }
+    let mut handles = Vec::new();
+    for s in starts {
+        handles.push(s.await.unwrap().expect("every concurrent start succeeds"));
+    }
+    let mut ips: Vec<_> = handles
+        .iter()
+        .map(|h| h.network.clone().unwrap().ip)
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 4, "distinct addresses: {ips:?}");
+    for i in 0..4 {
+        d.destroy(&format!("c{i}")).await.unwrap();
+    }
+    for h in &handles {
+        assert_gone(h).await;
+    }
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_leaves_nothing() {
     let env = env("teardown");
     let d = env.driver();
