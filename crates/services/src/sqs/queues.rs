@@ -4,7 +4,7 @@
 use super::records::{children_prefix, QueueRecord, DEDUP, MESSAGES, QUEUES, SEP, STATES};
 use super::{
     delete_message_writes, invalid_param, is_fifo, now_ms, opt_i64, opt_str, parse_queue_arn,
-    queue_not_found, queue_of, queue_url, req_str, str_list, Sqs,
+    queue_not_found, queue_of, queue_url, req_str, str_list, Queue, Sqs,
 };
 use crate::common::store_error;
 use crate::RequestContext;
@@ -133,6 +133,15 @@ fn given_attributes(input: &Value) -> Result<BTreeMap<String, String>, ApiError>
 }
 
 impl Sqs {
+    /// Persist a queue's changed record, then make it the one in memory.
+    fn save_record(&self, q: &Queue, rec: QueueRecord) -> Result<(), ApiError> {
+        self.store
+            .put_json(&q.scope(), QUEUES, &q.name, &rec)
+            .map_err(store_error)?;
+        q.lock().rec = rec;
+        Ok(())
+    }
+
     /// Validate and normalize attributes for a queue of the given type. Empty values of the
     /// JSON-document attributes mean "remove" and come back as empty strings.
     fn normalize_attributes(
@@ -580,10 +589,7 @@ impl Sqs {
         rec.attrs.retain(|_, v| !v.is_empty());
         check_throughput(&rec.attrs)?;
         rec.modified = now_ms() / 1000;
-        self.store
-            .put_json(&q.scope(), QUEUES, &q.name, &rec)
-            .map_err(store_error)?;
-        q.lock().rec = rec;
+        self.save_record(&q, rec)?;
         q.notify.notify_waiters();
         Ok(json!({}))
     }
@@ -600,10 +606,7 @@ impl Sqs {
                 q.name
             )));
         }
-        self.store
-            .put_json(&q.scope(), QUEUES, &q.name, &rec)
-            .map_err(store_error)?;
-        q.lock().rec = rec;
+        self.save_record(&q, rec)?;
         Ok(json!({}))
     }
 
@@ -619,10 +622,7 @@ impl Sqs {
         for k in keys {
             rec.tags.remove(&k);
         }
-        self.store
-            .put_json(&q.scope(), QUEUES, &q.name, &rec)
-            .map_err(store_error)?;
-        q.lock().rec = rec;
+        self.save_record(&q, rec)?;
         Ok(json!({}))
     }
 
@@ -768,10 +768,7 @@ impl Sqs {
         }));
         rec.attrs.insert("Policy".into(), policy.to_string());
         rec.modified = now_ms() / 1000;
-        self.store
-            .put_json(&q.scope(), QUEUES, &q.name, &rec)
-            .map_err(store_error)?;
-        q.lock().rec = rec;
+        self.save_record(&q, rec)?;
         Ok(json!({}))
     }
 
@@ -809,10 +806,7 @@ impl Sqs {
             rec.attrs.insert("Policy".into(), policy.to_string());
         }
         rec.modified = now_ms() / 1000;
-        self.store
-            .put_json(&q.scope(), QUEUES, &q.name, &rec)
-            .map_err(store_error)?;
-        q.lock().rec = rec;
+        self.save_record(&q, rec)?;
         Ok(json!({}))
     }
 
