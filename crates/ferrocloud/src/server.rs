@@ -383,7 +383,13 @@ impl App {
             }
             if let Some(model) = fc_protocol::service_model(r.service) {
                 let protocol = fc_protocol::detect_protocol(model, &http_req);
-                if let Ok(op) = fc_protocol::resolve_operation(model, protocol, &http_req) {
+                // Only REST protocols bind a payload member to the whole body, so only they
+                // can stream; other requests skip this early resolution.
+                let rest = matches!(protocol, Protocol::RestJson | Protocol::RestXml);
+                let op = rest
+                    .then(|| fc_protocol::resolve_operation(model, protocol, &http_req).ok())
+                    .flatten();
+                if let Some(op) = op {
                     if fc_protocol::streams_input(model, op) {
                         let body = pump(req.into_body(), content_length, STREAM_LIMIT);
                         return self
