@@ -55,6 +55,16 @@ pub struct ServeArgs {
     /// Execution driver for workloads: `auto`, `linux` or `process` [default: auto].
     #[arg(long, env = "FERROCLOUD_DRIVER")]
     pub driver: Option<String>,
+    /// Account-wide Lambda concurrent executions [default: 1000].
+    #[arg(long, env = "FERROCLOUD_LAMBDA_CONCURRENCY")]
+    pub lambda_concurrency: Option<u32>,
+    /// Seconds an idle Lambda execution environment is kept warm [default: 300].
+    #[arg(long, env = "FERROCLOUD_LAMBDA_IDLE_SECONDS")]
+    pub lambda_idle_seconds: Option<u64>,
+    /// Directory where Lambda runtime interface clients are installed once
+    /// [default: <data-dir>/lambda-runtimes, or ~/.cache/ferrocloud/lambda-runtimes when ephemeral].
+    #[arg(long, env = "FERROCLOUD_LAMBDA_RUNTIME_CACHE")]
+    pub lambda_runtime_cache: Option<PathBuf>,
     /// Optional TOML file with the same keys (snake_case).
     #[arg(long, env = "FERROCLOUD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -76,6 +86,9 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     log_format: Option<String>,
     driver: Option<String>,
+    lambda_concurrency: Option<u32>,
+    lambda_idle_seconds: Option<u64>,
+    lambda_runtime_cache: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -94,6 +107,9 @@ pub struct Config {
     pub log_format: String,
     /// `auto`, `linux` or `process`.
     pub driver: String,
+    pub lambda_concurrency: u32,
+    pub lambda_idle_seconds: u64,
+    pub lambda_runtime_cache: PathBuf,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/ferrocloud` or `~/.local/share/ferrocloud`.
@@ -104,6 +120,17 @@ pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("HOME") {
         Some(h) => PathBuf::from(h).join(".local/share/ferrocloud"),
         None => PathBuf::from(".ferrocloud"),
+    }
+}
+
+/// The cache directory: `$XDG_CACHE_HOME/ferrocloud` or `~/.cache/ferrocloud`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("ferrocloud");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".cache/ferrocloud"),
+        None => std::env::temp_dir().join("ferrocloud-cache"),
     }
 }
 
@@ -118,6 +145,23 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let ephemeral = args.ephemeral || file.ephemeral.unwrap_or(false);
+        let lambda_runtime_cache = args
+            .lambda_runtime_cache
+            .clone()
+            .or(file.lambda_runtime_cache)
+            .unwrap_or_else(|| {
+                if ephemeral {
+                    default_cache_dir().join("lambda-runtimes")
+                } else {
+                    data_dir.join("lambda-runtimes")
+                }
+            });
         let cfg = Config {
             host: args
                 .host
@@ -125,12 +169,17 @@ impl Config {
                 .or(file.host)
                 .unwrap_or_else(|| "127.0.0.1".into()),
             port: args.port.or(file.port).unwrap_or(4566),
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(default_data_dir),
-            ephemeral: args.ephemeral || file.ephemeral.unwrap_or(false),
+            data_dir,
+            ephemeral,
+            lambda_concurrency: args
+                .lambda_concurrency
+                .or(file.lambda_concurrency)
+                .unwrap_or(1000),
+            lambda_idle_seconds: args
+                .lambda_idle_seconds
+                .or(file.lambda_idle_seconds)
+                .unwrap_or(300),
+            lambda_runtime_cache,
             account_id: args
                 .account_id
                 .clone()

@@ -38,6 +38,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (default 127.0.0.1:4566).
@@ -135,6 +137,10 @@ pub struct Services {
     ecr: Arc<fc_services::ecr::Ecr>,
     /// The execution driver, stopped (not its workloads) at shutdown.
     driver: Option<Arc<dyn fc_runtime::Driver>>,
+    pub lambda: Arc<fc_lambda::Lambda>,
+    pub ledger: Arc<fc_services::costs::Ledger>,
+    /// `/_ferrocloud/<prefix>/…` endpoints of services.
+    pub internal: Vec<(&'static str, Arc<dyn fc_services::RawHandler>)>,
 }
 
 /// Build every service over one store; files (S3 objects, images) live under `files`.
@@ -152,7 +158,8 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
     let sqs = fc_services::sqs::Sqs::new(store.clone());
     let bus = fc_services::bus::Bus::new();
     bus.set_queues(sqs.clone());
-    reg.add(sqs);
+    reg.add(sqs.clone());
+    let ledger = fc_services::costs::Ledger::new(store.clone());
     let s3 = Arc::new(fc_services::s3::S3::new(
         store.clone(),
         files.to_path_buf(),
@@ -180,6 +187,24 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
             None
         }
     };
+    let lambda = fc_lambda::Lambda::new(fc_lambda::Deps {
+        store: store.clone(),
+        data_dir: files.join("lambda"),
+        logs: logs.clone(),
+        s3: s3.clone(),
+        sqs,
+        bus: bus.clone(),
+        images: images.clone(),
+        driver: driver.clone(),
+        ledger: ledger.clone(),
+        settings: fc_lambda::Settings {
+            account_concurrency: cfg.lambda_concurrency,
+            idle_timeout: Duration::from_secs(cfg.lambda_idle_seconds),
+            runtime_cache: cfg.lambda_runtime_cache.clone(),
+            api_port: cfg.port,
+        },
+    })?;
+    reg.add(lambda.clone());
     let oci = fc_registry::Registry::new(
         images,
         store.clone(),
@@ -196,6 +221,9 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         s3,
         ecr,
         driver,
+        lambda,
+        ledger,
+        internal: Vec::new(),
     })
 }
 
@@ -314,7 +342,11 @@ async fn run(cfg: Config) -> Result<()> {
         store,
         registry: services.registry,
         oci: Some(services.oci),
+        function_urls: Some(services.lambda.url_handler()),
+        ledger: Some(services.ledger.clone()),
+        internal: services.internal.clone(),
     };
+    services.lambda.start();
     info!(
         address = %local,
         data_dir = %if cfg.ephemeral { "(ephemeral)".to_string() } else { cfg.data_dir.display().to_string() },
@@ -324,9 +356,11 @@ async fn run(cfg: Config) -> Result<()> {
         "ferrocloud ready"
     );
     let driver = services.driver.clone();
+    let lambda = services.lambda.clone();
     let result = server::serve(app, listener).await;
     // Background tasks and proxies stop; workloads keep running for the next start, and the
     // router namespace goes when no workload needs it.
+    lambda.shutdown().await;
     if let Some(driver) = driver {
         driver.shutdown().await;
     }

@@ -34,6 +34,13 @@ pub struct App {
     pub registry: Registry,
     /// The OCI distribution API at `/v2/`, once the registry is wired in.
     pub oci: Option<Arc<dyn RawHandler>>,
+    /// Lambda function URLs: requests whose Host is `<url-id>.lambda-url.<region>.<anything>`.
+    pub function_urls: Option<Arc<dyn RawHandler>>,
+    /// `GET /_ferrocloud/costs`.
+    pub ledger: Option<Arc<fc_services::costs::Ledger>>,
+    /// Internal (non-AWS) endpoints of services: `/_ferrocloud/<prefix>/...` goes to the
+    /// handler of `<prefix>` (for example `ec2` for spot interruptions in tests).
+    pub internal: Vec<(&'static str, Arc<dyn RawHandler>)>,
 }
 
 type Resp = hyper::Response<RespBody>;
@@ -352,7 +359,27 @@ impl App {
             })
             .collect();
 
+        let content_length = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+
         if let Some(internal) = path.strip_prefix("/_ferrocloud/") {
+            let prefix = internal.split('/').next().unwrap_or("");
+            if let Some((_, h)) = self.internal.iter().find(|(p, _)| *p == prefix) {
+                let h = h.clone();
+                let http_req = HttpRequest {
+                    method,
+                    path,
+                    query,
+                    headers,
+                    body: Bytes::new(),
+                };
+                let body = pump(req.into_body(), content_length, STREAM_LIMIT);
+                let reply = h.handle(http_req, body).await;
+                return raw_response(reply.status, reply.headers, reply.body, &request_id);
+            }
             return self.internal(&method, internal).await;
         }
 
@@ -363,13 +390,13 @@ impl App {
             headers,
             body: Bytes::new(),
         };
-        let content_length = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
 
-        if let Some(raw) = self.raw_handler_for(&http_req.path) {
+        let raw = if is_function_url_host(&http_req) {
+            self.function_urls.clone()
+        } else {
+            self.raw_handler_for(&http_req.path)
+        };
+        if let Some(raw) = raw {
             let body = pump(req.into_body(), content_length, STREAM_LIMIT);
             let reply = raw.handle(http_req, body).await;
             return raw_response(reply.status, reply.headers, reply.body, &request_id);
@@ -672,6 +699,23 @@ impl App {
                 let body = serde_json::to_vec_pretty(&self.health()).unwrap_or_default();
                 plain(200, "application/json", body)
             }
+            ("GET", "costs") => match &self.ledger {
+                Some(ledger) => {
+                    let ledger = ledger.clone();
+                    let report = tokio::task::spawn_blocking(move || {
+                        ledger.report(fc_protocol::value::now_secs())
+                    })
+                    .await
+                    .unwrap_or_else(|e| json!({"error": e.to_string()}));
+                    let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+                    plain(200, "application/json", body)
+                }
+                None => plain(
+                    404,
+                    "application/json",
+                    br#"{"error":"no cost ledger"}"#.to_vec(),
+                ),
+            },
             ("POST", "state/reset") => {
                 let store = self.store.clone();
                 match tokio::task::spawn_blocking(move || store.reset()).await {
@@ -751,4 +795,16 @@ pub async fn serve(app: App, listener: TcpListener) -> Result<()> {
         _ = tokio::time::sleep(Duration::from_secs(10)) => warn!("timed out waiting for connections to close"),
     }
     Ok(())
+}
+
+/// Whether the request's Host names a Lambda function URL (`<id>.lambda-url.<region>.…`).
+fn is_function_url_host(req: &HttpRequest) -> bool {
+    req.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, h)| {
+            let mut labels = h.split('.');
+            labels.next().is_some_and(|id| !id.is_empty()) && labels.next() == Some("lambda-url")
+        })
+        .unwrap_or(false)
 }

@@ -10,6 +10,7 @@
 
 pub mod bus;
 pub mod common;
+pub mod costs;
 pub mod ec2;
 pub mod ecr;
 pub mod iam;
