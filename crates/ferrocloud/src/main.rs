@@ -160,6 +160,7 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
     bus.set_queues(sqs.clone());
     reg.add(sqs.clone());
     let ledger = fc_services::costs::Ledger::new(store.clone());
+    ec2.attach_ledger(ledger.clone());
     let s3 = Arc::new(fc_services::s3::S3::new(
         store.clone(),
         files.to_path_buf(),
@@ -221,9 +222,12 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         s3,
         ecr,
         driver,
-        lambda,
+        lambda: lambda.clone(),
         ledger,
-        internal: Vec::new(),
+        internal: vec![
+            ("ec2", ec2.internal_handler()),
+            ("lambda", lambda.internal_handler()),
+        ],
     })
 }
 

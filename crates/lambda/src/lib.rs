@@ -122,6 +122,11 @@ impl Lambda {
         triggers::url_handler(&self.inner)
     }
 
+    /// `/_ferrocloud/lambda/...`: code downloads (`GetFunction`'s `Code.Location`).
+    pub fn internal_handler(&self) -> Arc<dyn RawHandler> {
+        control::internal_handler(&self.inner)
+    }
+
     /// Stops background work; environments are destroyed (they hold no durable state).
     pub async fn shutdown(&self) {
         self.inner.exec.shutdown().await;

@@ -40,3 +40,28 @@ pub async fn resolve(
         format!("Function not found: {function}"),
     ))
 }
+
+struct Internal;
+
+#[async_trait::async_trait]
+impl fc_services::RawHandler for Internal {
+    async fn handle(
+        &self,
+        req: fc_services::HttpRequest,
+        _body: fc_services::BodyIn,
+    ) -> fc_services::RawReply {
+        fc_services::RawReply {
+            status: 404,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: fc_services::BodyOut::Bytes(bytes::Bytes::from(
+                serde_json::json!({"error": format!("no ferrocloud endpoint {} {}", req.method, req.path)})
+                    .to_string(),
+            )),
+        }
+    }
+}
+
+/// The handler of `/_ferrocloud/lambda/...` (code downloads).
+pub fn internal_handler(_inner: &Arc<Inner>) -> Arc<dyn fc_services::RawHandler> {
+    Arc::new(Internal)
+}

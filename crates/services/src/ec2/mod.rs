@@ -26,6 +26,7 @@ mod instance_types;
 mod instances;
 mod key_pairs;
 mod keys;
+mod purchasing;
 mod security_groups;
 mod tags;
 #[cfg(test)]
@@ -214,6 +215,12 @@ impl Inner {
             "CreateTags" => tags::create_tags(&c, input),
             "DeleteTags" => tags::delete_tags(&c, input),
             "DescribeTags" => tags::describe_tags(&c, input),
+            // Storage attached to instances, instance store, custom AMIs (CreateImage)
+            // (storage helper: add operations here)
+            // Purchasing options, tenancy, dedicated hosts, billing
+            // (purchasing helper: add operations here)
+            // Security-group enforcement
+            // (firewall helper: add operations here)
             other => Err(ApiError::not_implemented("ec2", other)),
         }
     }
