@@ -65,6 +65,12 @@ pub struct ServeArgs {
     /// [default: <data-dir>/lambda-runtimes, or ~/.cache/ferrocloud/lambda-runtimes when ephemeral].
     #[arg(long, env = "FERROCLOUD_LAMBDA_RUNTIME_CACHE")]
     pub lambda_runtime_cache: Option<PathBuf>,
+    /// Seconds before the first retry of a failed async Lambda invocation [default: 60].
+    #[arg(long, env = "FERROCLOUD_LAMBDA_ASYNC_RETRY_SECONDS")]
+    pub lambda_async_retry_seconds: Option<u64>,
+    /// Running vCPUs allowed per account and region (EC2 `VcpuLimitExceeded`) [default: 256].
+    #[arg(long, env = "FERROCLOUD_EC2_VCPU_LIMIT")]
+    pub ec2_vcpu_limit: Option<u32>,
     /// Optional TOML file with the same keys (snake_case).
     #[arg(long, env = "FERROCLOUD_CONFIG")]
     pub config: Option<PathBuf>,
@@ -89,6 +95,8 @@ struct FileConfig {
     lambda_concurrency: Option<u32>,
     lambda_idle_seconds: Option<u64>,
     lambda_runtime_cache: Option<PathBuf>,
+    lambda_async_retry_seconds: Option<u64>,
+    ec2_vcpu_limit: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -110,6 +118,8 @@ pub struct Config {
     pub lambda_concurrency: u32,
     pub lambda_idle_seconds: u64,
     pub lambda_runtime_cache: PathBuf,
+    pub lambda_async_retry_seconds: u64,
+    pub ec2_vcpu_limit: u32,
 }
 
 /// The default data directory: `$XDG_DATA_HOME/ferrocloud` or `~/.local/share/ferrocloud`.
@@ -180,6 +190,11 @@ impl Config {
                 .or(file.lambda_idle_seconds)
                 .unwrap_or(300),
             lambda_runtime_cache,
+            lambda_async_retry_seconds: args
+                .lambda_async_retry_seconds
+                .or(file.lambda_async_retry_seconds)
+                .unwrap_or(60),
+            ec2_vcpu_limit: args.ec2_vcpu_limit.or(file.ec2_vcpu_limit).unwrap_or(256),
             account_id: args
                 .account_id
                 .clone()

@@ -161,6 +161,7 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
     reg.add(sqs.clone());
     let ledger = fc_services::costs::Ledger::new(store.clone());
     ec2.attach_ledger(ledger.clone());
+    ec2.set_vcpu_limit(cfg.ec2_vcpu_limit);
     let s3 = Arc::new(fc_services::s3::S3::new(
         store.clone(),
         files.to_path_buf(),
@@ -178,7 +179,10 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         api_port: cfg.port,
         ..fc_runtime::DriverConfig::new(files.join("runtime"))
     };
-    let driver = match fc_runtime::select(Some(cfg.driver.as_str()), driver_cfg, logs.clone()) {
+    // Workload output goes to CloudWatch Logs through Lambda's tap (which keeps the tail of
+    // what functions print for `LogType=Tail`).
+    let log_tap = fc_lambda::exec::LogTap::new(logs.clone());
+    let driver = match fc_runtime::select(Some(cfg.driver.as_str()), driver_cfg, log_tap.clone()) {
         Ok(driver) => {
             ec2.attach_driver(driver.clone(), images.clone(), logs.clone());
             Some(driver)
@@ -198,11 +202,13 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
         images: images.clone(),
         driver: driver.clone(),
         ledger: ledger.clone(),
+        log_tap: log_tap.clone(),
         settings: fc_lambda::Settings {
             account_concurrency: cfg.lambda_concurrency,
             idle_timeout: Duration::from_secs(cfg.lambda_idle_seconds),
             runtime_cache: cfg.lambda_runtime_cache.clone(),
             api_port: cfg.port,
+            async_retry_base: Duration::from_secs(cfg.lambda_async_retry_seconds),
         },
     })?;
     reg.add(lambda.clone());

@@ -39,6 +39,9 @@ pub struct Settings {
     pub runtime_cache: PathBuf,
     /// Port of ferrocloud's API on the host's 127.0.0.1.
     pub api_port: u16,
+    /// First retry delay of a failed async invocation (AWS: about a minute; the second retry
+    /// waits twice as long).
+    pub async_retry_base: Duration,
 }
 
 /// What Lambda is built on.
@@ -57,6 +60,8 @@ pub struct Deps {
     /// None when no execution driver works here: invocations then fail with a service error.
     pub driver: Option<Arc<dyn Driver>>,
     pub ledger: Arc<fc_services::costs::Ledger>,
+    /// The driver's log sink: Lambda reads back what its environments print (`LogType=Tail`).
+    pub log_tap: Arc<exec::LogTap>,
     pub settings: Settings,
 }
 

@@ -67,6 +67,8 @@ pub struct FunctionSpec {
     pub revision: String,
     /// `ReservedConcurrentExecutions` of the function (None = shares the account pool).
     pub reserved_concurrency: Option<u32>,
+    /// `DeadLetterConfig.TargetArn` (an SQS queue) for failed async invocations.
+    pub dead_letter_arn: Option<String>,
 }
 
 impl FunctionSpec {

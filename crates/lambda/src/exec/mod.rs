@@ -23,6 +23,14 @@ impl Executor {
         Err(ApiError::not_implemented("lambda", "Invoke"))
     }
 
+    /// Makes ready what `spec` needs before its first invocation (installs its runtime interface
+    /// client into the runtime cache, resolves its image). The control plane calls it after
+    /// `CreateFunction`/`UpdateFunctionCode`: the function stays `Pending` until it returns and
+    /// becomes `Failed` with the returned reason on error.
+    pub async fn prepare(&self, _spec: &FunctionSpec) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Destroys every environment of the function (deleted or updated).
     pub async fn retire(&self, _function_arn: &str) {}
 
@@ -31,6 +39,31 @@ impl Executor {
 
     /// Stops background work and destroys every environment.
     pub async fn shutdown(&self) {}
+}
+
+/// The log sink the execution driver writes workload output to: forwards everything to
+/// CloudWatch Logs and keeps what Lambda environments print for `LogType=Tail`.
+pub struct LogTap {
+    inner: Arc<dyn fc_runtime::LogSink>,
+}
+
+impl LogTap {
+    pub fn new(inner: Arc<dyn fc_runtime::LogSink>) -> Arc<LogTap> {
+        Arc::new(LogTap { inner })
+    }
+}
+
+impl fc_runtime::LogSink for LogTap {
+    fn append(
+        &self,
+        account: &str,
+        region: &str,
+        group: &str,
+        stream: &str,
+        events: &[(i64, String)],
+    ) {
+        self.inner.append(account, region, group, stream, events);
+    }
 }
 
 /// Starts background work (idle reaper).

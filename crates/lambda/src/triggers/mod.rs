@@ -30,6 +30,27 @@ pub async fn call(
     Err(ApiError::not_implemented("lambda", &ctx.operation))
 }
 
+/// Queues an asynchronous (`InvocationType=Event`) invocation durably; it runs in the
+/// background with retries, destinations and the dead-letter queue. Returns once queued.
+pub async fn enqueue_async(
+    _inner: &Arc<Inner>,
+    _spec: Arc<crate::spec::FunctionSpec>,
+    _req: crate::spec::InvokeRequest,
+) -> Result<(), ApiError> {
+    Err(ApiError::not_implemented("lambda", "Invoke (Event)"))
+}
+
+/// Forgets everything of a deleted function (permissions, mappings, URL, async config).
+/// `qualifier` None = the whole function.
+pub async fn function_deleted(
+    _inner: &Arc<Inner>,
+    _account: &str,
+    _region: &str,
+    _function_name: &str,
+    _qualifier: Option<&str>,
+) {
+}
+
 /// Starts pollers and workers; registers the bus function sink.
 pub fn start(_inner: &Arc<Inner>) {}
 

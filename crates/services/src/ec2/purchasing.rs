@@ -12,6 +12,9 @@ impl Ec2 {
         Arc::new(Internal)
     }
 
+    /// Caps the vCPUs of running instances per account and region (`VcpuLimitExceeded`).
+    pub fn set_vcpu_limit(&self, _vcpus: u32) {}
+
     /// Prices running instances in `ledger` (its live source) and accrues finished periods.
     pub fn attach_ledger(&self, _ledger: Arc<crate::costs::Ledger>) {}
 }
