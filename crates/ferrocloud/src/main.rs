@@ -357,6 +357,7 @@ async fn run(cfg: Config) -> Result<()> {
         internal: services.internal.clone(),
     };
     services.lambda.start();
+    server::spawn_idle_trim(Duration::from_millis(500));
     info!(
         address = %local,
         data_dir = %if cfg.ephemeral { "(ephemeral)".to_string() } else { cfg.data_dir.display().to_string() },

@@ -345,6 +345,7 @@ impl App {
     async fn handle(self, req: hyper::Request<Incoming>, remote: SocketAddr) -> Resp {
         let request_id = fc_types::ids::request_id();
         let started = Instant::now();
+        note_activity();
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
@@ -807,4 +808,46 @@ fn is_function_url_host(req: &HttpRequest) -> bool {
             labels.next().is_some_and(|id| !id.is_empty()) && labels.next() == Some("lambda-url")
         })
         .unwrap_or(false)
+}
+
+/// Milliseconds since the first call, on the monotonic clock.
+fn mono_ms() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// When the last request arrived ([`mono_ms`]).
+static LAST_ACTIVITY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn note_activity() {
+    LAST_ACTIVITY.store(mono_ms(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Once no request has arrived for `quiet`, release the resident pages of the executable's code
+/// (see `fc_runtime::release_code_pages`); again after each later burst of requests.
+pub fn spawn_idle_trim(quiet: Duration) {
+    use std::sync::atomic::Ordering;
+    note_activity();
+    tokio::spawn(async move {
+        let mut trimmed_after: Option<u64> = None;
+        let mut tick = tokio::time::interval(quiet / 2);
+        loop {
+            tick.tick().await;
+            let last = LAST_ACTIVITY.load(Ordering::Relaxed);
+            if trimmed_after == Some(last)
+                || mono_ms().saturating_sub(last) < quiet.as_millis() as u64
+            {
+                continue;
+            }
+            trimmed_after = Some(last);
+            match tokio::task::spawn_blocking(fc_runtime::release_code_pages).await {
+                Ok(Ok(bytes)) => tracing::debug!(bytes, "idle: released resident code pages"),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "idle: cannot release code pages; not trying again");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    });
 }

@@ -23,9 +23,11 @@ mod init;
 mod net;
 mod resolve;
 mod sys;
+mod trim;
 
 pub use engine::{linux_support, LinuxDriver, ProcessDriver};
 pub use init::{maybe_run_init, EXEC_MARKER, INIT_MARKER};
+pub use trim::release_code_pages;
 pub use resolve::{resolve_process, resolve_user, ImageDefaults, ProcessOverrides, ResolvedUser};
 
 /// Version written into every new [`Handle`]; [`Driver::recover`] accepts this one only.
