@@ -46,7 +46,8 @@ class Server:
         env.update(self.env)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir] + self.extra_args,
+            [BIN, "serve", "--port", str(self.port), "--data-dir", self.data_dir,
+             "--lambda-runtime-cache", os.path.join(ROOT, "target", "lambda-runtimes")] + self.extra_args,
             stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:

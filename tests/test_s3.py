@@ -168,6 +168,63 @@ def test_bucket_configurations(s3, bucket):
     s3.get_bucket_versioning(Bucket=bucket, ExpectedBucketOwner="000000000000")
 
 
+def test_cors_preflight_and_actual_requests(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"cors body")
+    pre = {"Origin": "http://app.example", "Access-Control-Request-Method": "PUT"}
+    st, h, body = raw(server, "OPTIONS", f"/{bucket}/k", headers=pre)
+    assert st == 403
+    assert b"<Code>AccessForbidden</Code>" in body
+    assert b"CORS is not enabled for this bucket." in body
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["http://*.example"], "AllowedMethods": ["GET", "PUT"],
+         "AllowedHeaders": ["Content-Type", "x-amz-*"], "ExposeHeaders": ["ETag"],
+         "MaxAgeSeconds": 3000},
+        {"AllowedOrigins": ["*"], "AllowedMethods": ["HEAD"]},
+    ]})
+    st, h, body = raw(server, "OPTIONS", f"/{bucket}/k",
+                      headers=dict(pre, **{"Access-Control-Request-Headers": "content-type"}))
+    assert st == 200, body
+    assert h["access-control-allow-origin"] == "http://app.example"
+    assert h["access-control-allow-methods"] == "GET, PUT"
+    assert h["access-control-allow-headers"] == "content-type"
+    assert h["access-control-max-age"] == "3000"
+    assert h["access-control-expose-headers"] == "ETag"
+    assert h["access-control-allow-credentials"] == "true"
+    assert h["vary"] == "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
+    st, h, _ = raw(server, "OPTIONS", f"/{bucket}",
+                   headers={"Origin": "http://anyone.site", "Access-Control-Request-Method": "HEAD"})
+    assert st == 200 and h["access-control-allow-origin"] == "*"
+    for headers in [
+        {"Origin": "http://evil.site", "Access-Control-Request-Method": "GET"},
+        {"Origin": "http://app.example", "Access-Control-Request-Method": "DELETE"},
+        dict(pre, **{"Access-Control-Request-Headers": "authorization"}),
+    ]:
+        st, _, body = raw(server, "OPTIONS", f"/{bucket}/k", headers=headers)
+        assert st == 403, headers
+        assert b"This CORS request is not allowed." in body
+    st, _, _ = raw(server, "OPTIONS", f"/{bucket}/k", headers={"Access-Control-Request-Method": "GET"})
+    assert st == 400
+    # Actual requests: a matching Origin gets the headers, others do not.
+    st, h, body = raw(server, "GET", f"/{bucket}/k", headers={"Origin": "http://app.example"})
+    assert st == 200 and body == b"cors body"
+    assert h["access-control-allow-origin"] == "http://app.example"
+    assert h["access-control-expose-headers"] == "ETag"
+    st, h, _ = raw(server, "PUT", f"/{bucket}/k2", body=b"x", headers={"Origin": "http://app.example"})
+    assert st == 200 and h["access-control-allow-origin"] == "http://app.example"
+    st, h, _ = raw(server, "GET", f"/{bucket}/k", headers={"Origin": "http://evil.site"})
+    assert st == 200 and "access-control-allow-origin" not in h
+    st, h, _ = raw(server, "GET", f"/{bucket}/k")
+    assert st == 200 and "access-control-allow-origin" not in h
+    # curl, as a browser-less client would send a preflight.
+    if shutil.which("curl"):
+        out = subprocess.run(
+            ["curl", "-s", "-i", "-X", "OPTIONS", "-H", "Origin: http://app.example",
+             "-H", "Access-Control-Request-Method: GET",
+             f"{server.endpoint}/{bucket}/k"], capture_output=True, text=True, check=True).stdout
+        assert out.startswith("HTTP/1.1 200")
+        assert "access-control-allow-origin: http://app.example" in out.lower()
+
+
 # ---------------------------------------------------------------------------------------------
 # Objects
 
@@ -749,6 +806,31 @@ def test_objects_survive_restart(fresh_server):
     srv.stop(signal.SIGKILL)
     srv.start()
     assert srv.client("s3").get_object(Bucket=name, Key="d")["Body"].read() == data
+
+
+def test_small_objects_written_concurrently_survive_kill9(fresh_server):
+    """Small objects live inline in the store and concurrent puts share commits: every
+    acknowledged put must survive a SIGKILL."""
+    import concurrent.futures
+    srv = fresh_server()
+    s3 = srv.client("s3")
+    name = bucket_name("inl")
+    s3.create_bucket(Bucket=name)
+
+    def put(i):
+        s3.put_object(Bucket=name, Key=f"small/{i}", Body=f"body {i}".encode() * 10)
+        return i
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        done = list(pool.map(put, range(64)))
+    srv.stop(signal.SIGKILL)
+    srv.start()
+    s3 = srv.client("s3")
+    for i in done:
+        assert s3.get_object(Bucket=name, Key=f"small/{i}")["Body"].read() == f"body {i}".encode() * 10
+    assert os.listdir(os.path.join(srv.data_dir, "s3", "objects")) == [] or all(
+        os.listdir(os.path.join(srv.data_dir, "s3", "objects", d)) == []
+        for d in os.listdir(os.path.join(srv.data_dir, "s3", "objects")))
 
 
 def test_bucket_policy_enforced_in_strict_mode(fresh_server):

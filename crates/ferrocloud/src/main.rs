@@ -355,6 +355,7 @@ async fn run(cfg: Config) -> Result<()> {
         function_urls: Some(services.lambda.url_handler()),
         ledger: Some(services.ledger.clone()),
         internal: services.internal.clone(),
+        s3: Some(services.s3.clone()),
     };
     services.lambda.start();
     server::spawn_idle_trim(Duration::from_millis(500));

@@ -41,6 +41,8 @@ pub struct App {
     /// Internal (non-AWS) endpoints of services: `/_ferrocloud/<prefix>/...` goes to the
     /// handler of `<prefix>` (for example `ec2` for spot interruptions in tests).
     pub internal: Vec<(&'static str, Arc<dyn RawHandler>)>,
+    /// S3, for CORS: preflight `OPTIONS` answers and the headers of requests with an `Origin`.
+    pub s3: Option<Arc<fc_services::s3::S3>>,
 }
 
 type Resp = hyper::Response<RespBody>;
@@ -125,55 +127,60 @@ fn pump(mut incoming: Incoming, content_length: Option<u64>, limit: u64) -> Body
     body
 }
 
-/// Turn a [`BodyOut`] into a response body, streaming files in 256 KiB chunks.
+/// Turn a [`BodyOut`] into a response body, streaming files in 1 MiB chunks.
 fn out_body(body: BodyOut) -> RespBody {
     match body {
         BodyOut::Bytes(b) => RespBody::Full(Some(b)),
         BodyOut::Stream { rx, len } => RespBody::Channel { rx, len },
         BodyOut::File { path, offset, len } => {
             let (tx, rx) = tokio::sync::mpsc::channel(4);
-            tokio::spawn(stream_file(path, offset, len, tx));
+            tokio::task::spawn_blocking(move || stream_file(path, offset, len, tx));
             RespBody::Channel { rx, len: Some(len) }
         }
     }
 }
 
-async fn stream_file(
+/// Size of the reads that stream a file into a response.
+const FILE_CHUNK: u64 = 1 << 20;
+
+/// Read a file range on a blocking thread in big reads (one system call per MiB, no zeroing
+/// of buffers) and hand the chunks to the response.
+fn stream_file(
     path: std::path::PathBuf,
     offset: u64,
     len: u64,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, BodyError>>,
 ) {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    use std::io::{Read, Seek};
     let fail = |m: String| BodyError::Read(format!("{}: {m}", path.display()));
-    let mut file = match tokio::fs::File::open(&path).await {
+    let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) => {
-            let _ = tx.send(Err(fail(e.to_string()))).await;
+            let _ = tx.blocking_send(Err(fail(e.to_string())));
             return;
         }
     };
-    if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)).await {
-        let _ = tx.send(Err(fail(e.to_string()))).await;
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)) {
+        let _ = tx.blocking_send(Err(fail(e.to_string())));
         return;
     }
     let mut left = len;
     while left > 0 {
-        let mut buf = vec![0u8; left.min(256 * 1024) as usize];
-        match file.read(&mut buf).await {
+        let want = left.min(FILE_CHUNK);
+        let mut buf = Vec::with_capacity(want as usize);
+        match (&mut file).take(want).read_to_end(&mut buf) {
             Ok(0) => {
-                let _ = tx.send(Err(fail("ended early".to_string()))).await;
+                let _ = tx.blocking_send(Err(fail("ended early".to_string())));
                 return;
             }
             Ok(n) => {
-                buf.truncate(n);
                 left -= n as u64;
-                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                     return;
                 }
             }
             Err(e) => {
-                let _ = tx.send(Err(fail(e.to_string()))).await;
+                let _ = tx.blocking_send(Err(fail(e.to_string())));
                 return;
             }
         }
@@ -207,6 +214,20 @@ fn raw_response(
         }
     }
     r
+}
+
+/// Add headers (S3's CORS headers) to a response.
+fn with_headers(mut resp: Resp, headers: Vec<(String, String)>) -> Resp {
+    let h = resp.headers_mut();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(&v),
+        ) {
+            h.insert(k, v);
+        }
+    }
+    resp
 }
 
 /// `bucket.s3.localhost.localstack.cloud:4566/key` -> `/bucket/key`: virtual-hosted-style S3
@@ -405,9 +426,30 @@ impl App {
 
         // Operations whose payload streams (S3 objects) are decided from the headers alone and
         // never read whole; every other body is read within the configured limit.
+        let mut cors: Vec<(String, String)> = Vec::new();
         if let Some(r) = route::route(&http_req) {
             if r.service == "s3" {
                 virtual_host_to_path(&mut http_req);
+                if let Some(s3) = self.s3.clone() {
+                    if http_req.method == "OPTIONS" {
+                        let req = http_req.clone();
+                        let answer = tokio::task::spawn_blocking(move || s3.cors_preflight(&req))
+                            .await
+                            .unwrap_or_else(|e| Err(ApiError::internal(e.to_string())));
+                        return match answer {
+                            Ok(headers) => raw_response(
+                                200,
+                                headers,
+                                BodyOut::Bytes(Bytes::new()),
+                                &request_id,
+                            ),
+                            Err(err) => self.error_for("s3", &http_req, &err, &request_id),
+                        };
+                    }
+                    if http_req.header("origin").is_some() {
+                        cors = s3.cors_headers(&http_req);
+                    }
+                }
             }
             if let Some(model) = fc_protocol::service_model(r.service) {
                 let protocol = fc_protocol::detect_protocol(model, &http_req);
@@ -420,7 +462,7 @@ impl App {
                 if let Some(op) = op {
                     if fc_protocol::streams_input(model, op) {
                         let body = pump(req.into_body(), content_length, STREAM_LIMIT);
-                        return self
+                        let resp = self
                             .serve_operation(
                                 http_req,
                                 None,
@@ -431,6 +473,7 @@ impl App {
                                 remote,
                             )
                             .await;
+                        return with_headers(resp, cors);
                     }
                 }
             }
@@ -480,10 +523,12 @@ impl App {
                 "ferrocloud could not tell which AWS service this request is for",
             );
         };
-        self.serve_operation(
-            http_req, signed_req, None, route, request_id, started, remote,
-        )
-        .await
+        let resp = self
+            .serve_operation(
+                http_req, signed_req, None, route, request_id, started, remote,
+            )
+            .await;
+        with_headers(resp, cors)
     }
 
     /// Resolve, authenticate, parse, dispatch and serialize one AWS API request.

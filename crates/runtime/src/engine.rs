@@ -213,6 +213,15 @@ macro_rules! delegate_driver {
             async fn shutdown(&self) {
                 self.0.shutdown().await
             }
+            async fn set_firewall(&self, id: &str, rules: &crate::Firewall) -> Result<()> {
+                self.0.set_firewall(id, rules).await
+            }
+            async fn attach_mount(&self, id: &str, source: &Path, target: &Path) -> Result<()> {
+                self.0.attach_mount(id, source, target).await
+            }
+            async fn detach_mount(&self, id: &str, target: &Path) -> Result<()> {
+                self.0.detach_mount(id, target).await
+            }
         }
     };
 }
@@ -348,6 +357,12 @@ impl Engine {
                      workload is root on the host"
                         .into(),
                     "workload networks have no route outside ferrocloud".into(),
+                    match crate::firewall::support() {
+                        Ok(()) => "firewalls: iptables rules inside each workload's network \
+                                   namespace"
+                            .into(),
+                        Err(why) => format!("firewalls are not enforced: {why}"),
+                    },
                 ],
             },
             Kind::Process => Capabilities {
@@ -362,10 +377,37 @@ impl Engine {
                     "bind mounts, volumes, resource limits and networks are refused; image \
                      layers, read-only root and hostname are ignored"
                         .into(),
+                    "firewalls (security groups) cannot be enforced: workloads use the \
+                     host's network directly"
+                        .into(),
                 ],
                 ..Default::default()
             },
         }
+    }
+
+    /// Loads `rules` into the workload's own network namespace (linux driver only).
+    async fn set_firewall(&self, id: &str, rules: &crate::Firewall) -> Result<()> {
+        if self.0.kind != Kind::Linux {
+            return Err(self.unsupported("firewalls (no network namespaces)"));
+        }
+        let rendered = crate::firewall::render(rules)?;
+        let w = self.workload(id)?;
+        let h = lock(&w.handle).clone();
+        if h.supervisor_pid <= 0 || exit_of(&h).is_some() {
+            return Err(RuntimeError::NotFound(format!("{id} (not running)")));
+        }
+        tokio::task::spawn_blocking(move || {
+            // The supervisor was born in the workload's network namespace; check it is still
+            // that process (pid reuse) before entering its namespace.
+            if !sys::process_alive(h.supervisor_pid, h.supervisor_start) {
+                return Err(RuntimeError::NotFound(format!("{} (not running)", h.id)));
+            }
+            let ns = PathBuf::from(format!("/proc/{}/ns/net", h.supervisor_pid));
+            crate::firewall::apply(&ns, &rendered)
+        })
+        .await
+        .map_err(|e| RuntimeError::Network(format!("firewall task: {e}")))?
     }
 
     fn workload(&self, id: &str) -> Result<Arc<Workload>> {
@@ -1272,6 +1314,50 @@ impl Engine {
         .await
         .map_err(|e| RuntimeError::Cgroup(format!("cleanup task: {e}")))??;
         Ok(out)
+    }
+
+    /// The main pid of a running linux workload, for live mounts.
+    fn running_pid(&self, id: &str) -> Result<i32> {
+        if self.0.kind != Kind::Linux {
+            return Err(self.unsupported("live mounts (no mount namespaces)"));
+        }
+        let w = self.workload(id)?;
+        let h = lock(&w.handle).clone();
+        if h.pid <= 0 || exit_of(&h).is_some() {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "workload {id} is not running"
+            )));
+        }
+        Ok(h.pid)
+    }
+
+    async fn attach_mount(&self, id: &str, source: &Path, target: &Path) -> Result<()> {
+        let pid = self.running_pid(id)?;
+        crate::attach::check_target(target)?;
+        if !source.is_dir() {
+            return Err(RuntimeError::InvalidSpec(format!(
+                "mount source {} is not a directory",
+                source.display()
+            )));
+        }
+        let (s, t) = (source.to_path_buf(), target.to_path_buf());
+        tokio::task::spawn_blocking(move || crate::attach::attach(pid, &s, &t))
+            .await
+            .map_err(|e| RuntimeError::StartFailed {
+                id: id.to_string(),
+                reason: format!("attach task: {e}"),
+            })?
+    }
+
+    async fn detach_mount(&self, id: &str, target: &Path) -> Result<()> {
+        let pid = self.running_pid(id)?;
+        let t = target.to_path_buf();
+        tokio::task::spawn_blocking(move || crate::attach::detach(pid, &t))
+            .await
+            .map_err(|e| RuntimeError::StartFailed {
+                id: id.to_string(),
+                reason: format!("detach task: {e}"),
+            })?
     }
 
     async fn shutdown(&self) {

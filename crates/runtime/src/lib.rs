@@ -5,7 +5,8 @@
 //!
 //! Lives here: the trait and its value types, the `linux` driver (namespaces, overlayfs rootfs,
 //! cgroups v1/v2, a private router network namespace with bridges, veths, published ports and
-//! link-local services), the `process` driver (plain child processes), the in-workload init /
+//! link-local services, per-workload firewalls loaded with `iptables-restore` in the workload's
+//! own namespace), the `process` driver (plain child processes), the in-workload init /
 //! supervisor ([`maybe_run_init`]), and [`resolve_process`] (OCI image config semantics).
 //! Must not live here: AWS semantics, the image store (layers arrive as plain directories), any
 //! service state. This is the only crate allowed to use `unsafe` (each block says why it is sound).
@@ -17,8 +18,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod attach;
 mod cgroup;
 mod engine;
+mod firewall;
 mod init;
 mod net;
 mod resolve;
@@ -26,9 +29,13 @@ mod sys;
 mod trim;
 
 pub use engine::{linux_support, LinuxDriver, ProcessDriver};
+pub use firewall::{
+    render as render_firewall, support as firewall_support, Firewall, FirewallProtocol,
+    FirewallRule, RenderedFirewall,
+};
 pub use init::{maybe_run_init, EXEC_MARKER, INIT_MARKER};
-pub use trim::release_code_pages;
 pub use resolve::{resolve_process, resolve_user, ImageDefaults, ProcessOverrides, ResolvedUser};
+pub use trim::release_code_pages;
 
 /// Version written into every new [`Handle`]; [`Driver::recover`] accepts this one only.
 pub const HANDLE_VERSION: u32 = 1;
@@ -406,9 +413,43 @@ pub trait Driver: Send + Sync {
         addr: SocketAddrV4,
         handler: Arc<dyn LinkLocalHandler>,
     ) -> Result<()>;
+    /// Mounts host directory `source` at `target` (absolute, inside the workload's root) in a
+    /// *running* workload, live: no restart (used for EBS volumes attached to an instance).
+    /// The mount is gone when the workload ends; start-time mounts go in [`WorkloadSpec::mounts`].
+    async fn attach_mount(
+        &self,
+        id: &str,
+        source: &std::path::Path,
+        target: &std::path::Path,
+    ) -> Result<()> {
+        let _ = (id, source, target);
+        Err(RuntimeError::Unsupported {
+            driver: self.name(),
+            what: "live mounts".into(),
+        })
+    }
+    /// Unmounts `target` (lazily) in a running workload and removes the mount point; a target
+    /// that is not mounted is not an error.
+    async fn detach_mount(&self, id: &str, target: &std::path::Path) -> Result<()> {
+        let _ = (id, target);
+        Err(RuntimeError::Unsupported {
+            driver: self.name(),
+            what: "live mounts".into(),
+        })
+    }
     /// Stops background tasks (log forwarding, proxies, listeners); leaves workloads running
     /// for a later [`Driver::recover`]. Removes the router namespace when no workload is left.
     async fn shutdown(&self);
+    /// Replaces the packet filter of a running workload (inside its own network namespace)
+    /// with `rules`; see [`Firewall`]. Drivers without network namespaces answer
+    /// [`RuntimeError::Unsupported`].
+    async fn set_firewall(&self, id: &str, rules: &Firewall) -> Result<()> {
+        let _ = (id, rules);
+        Err(RuntimeError::Unsupported {
+            driver: self.name(),
+            what: "firewalls (no network namespaces)".into(),
+        })
+    }
 }
 
 /// Picks a driver: `preference` "linux" or "process" forces one (an error when linux is not

@@ -198,10 +198,28 @@ impl Router {
         if links.contains(&format!(": {bridge}:")) {
             return Ok(());
         }
+        // A fixed address: otherwise the bridge takes the lowest address of its ports, which
+        // changes as workloads come and go, and workloads that cached the gateway's old address
+        // lose their connections until their neighbour entry expires (~30 s).
+        let hex: Vec<u8> = bridge
+            .bytes()
+            .filter(u8::is_ascii_hexdigit)
+            .chain(std::iter::repeat(b'0'))
+            .take(10)
+            .collect();
+        let hex = String::from_utf8_lossy(&hex);
+        let mac = format!(
+            "02:{}:{}:{}:{}:{}",
+            &hex[0..2],
+            &hex[2..4],
+            &hex[4..6],
+            &hex[6..8],
+            &hex[8..10]
+        );
         ip_batch(
             Some(self.ns_path.clone()),
             format!(
-                "link add {bridge} type bridge\naddr add {}/{} dev {bridge}\nlink set {bridge} up\n",
+                "link add {bridge} address {mac} type bridge\naddr add {}/{} dev {bridge}\nlink set {bridge} up\n",
                 cidr.gateway(),
                 cidr.prefix
             ),

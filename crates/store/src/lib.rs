@@ -114,6 +114,11 @@ pub trait Store: Send + Sync + 'static {
     fn scopes(&self, table: &str) -> Result<Vec<Scope>>;
     /// Empty the whole store.
     fn reset(&self) -> Result<()>;
+    /// A number that changes whenever the whole state is replaced ([`Store::reset`],
+    /// [`Store::import`]) and never otherwise. Services that cache decoded records (and
+    /// invalidate them on their own writes) compare it to notice replacements they did not
+    /// make.
+    fn generation(&self) -> u64;
     /// Write the whole state as a portable file.
     fn export(&self, path: &std::path::Path) -> Result<()>;
     /// Replace the whole state with a file written by [`Store::export`].

@@ -17,7 +17,16 @@
 //!
 //! # Concurrency
 //! All writes go through one writer connection behind a mutex (SQLite allows one writer at a
-//! time anyway; serialising in-process avoids busy-retries). On disk, reads use a pool of
+//! time anyway; serialising in-process avoids busy-retries).
+//!
+//! # Group commit
+//! `put`, `delete` and `batch` from concurrent threads are joined: each caller queues its
+//! writes; when no commit is in progress it becomes the leader, takes every queued job,
+//! applies each inside its own savepoint (so a failing job changes nothing and fails alone)
+//! and commits them all in one transaction, hence one WAL fsync. Callers that queued while a
+//! leader was committing wait on a condition variable; the leader stores each job's result and
+//! wakes them all, and one of those still without a result leads the next group. Every caller
+//! therefore returns only after the commit that made its writes durable. On disk, reads use a pool of
 //! [`READERS`] read-only connections, each behind its own mutex, picked round-robin with
 //! `try_lock` so reads neither wait behind writes (WAL readers see the last commit) nor behind
 //! each other while a connection is free. In memory (`--ephemeral`) there is one connection for
@@ -132,9 +141,15 @@ const SQL_EXPORT: &str = "SELECT account, region, tbl, key, value FROM records
 /// heavy calls such as `export`).
 pub struct SqliteStore {
     writer: Mutex<Connection>,
+    /// Jobs waiting for the next group commit, and results of committed jobs.
+    queue: Mutex<CommitQueue>,
+    /// Signalled when a leader finished committing a group.
+    committed: std::sync::Condvar,
     /// Empty for an in-memory store: reads then use `writer`.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// See [`Store::generation`].
+    generation: std::sync::atomic::AtomicU64,
     /// The database file; `None` in memory.
     path: Option<PathBuf>,
 }
@@ -192,8 +207,11 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             writer: Mutex::new(writer),
+            queue: Mutex::new(CommitQueue::default()),
+            committed: std::sync::Condvar::new(),
             readers,
             next_reader: AtomicUsize::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
             path: Some(path),
         })
     }
@@ -206,8 +224,11 @@ impl SqliteStore {
         migrate(&mut conn, "in-memory database")?;
         Ok(SqliteStore {
             writer: Mutex::new(conn),
+            queue: Mutex::new(CommitQueue::default()),
+            committed: std::sync::Condvar::new(),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
+            generation: std::sync::atomic::AtomicU64::new(0),
             path: None,
         })
     }
@@ -239,7 +260,123 @@ impl SqliteStore {
     }
 }
 
-/// Settings shared by every connection.
+/// The group-commit queue (see the module documentation).
+#[derive(Default)]
+struct CommitQueue {
+    next_ticket: u64,
+    /// Whether a leader is committing a group.
+    leading: bool,
+    /// Jobs not yet taken by a leader, in arrival order.
+    pending: Vec<(u64, Vec<Write>)>,
+    /// Results of jobs a leader committed for a caller that has not picked them up yet: the
+    /// number of rows changed, or the error message.
+    done: std::collections::HashMap<u64, std::result::Result<usize, String>>,
+}
+
+impl SqliteStore {
+    /// Apply `writes` atomically and durably, joined with concurrent callers' writes into one
+    /// transaction; the number of rows changed.
+    fn submit(&self, writes: Vec<Write>, op: &str) -> Result<usize> {
+        let err = |e: String| StoreError::Backend(format!("sqlite {op}: {e}"));
+        let mut q = lock(&self.queue);
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push((ticket, writes));
+        loop {
+            if let Some(r) = q.done.remove(&ticket) {
+                return r.map_err(err);
+            }
+            if q.leading {
+                // A leader is committing; it wakes everyone when done. Our job is either in
+                // its group (our result will be in `done`) or waits for the next leader.
+                q = self
+                    .committed
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            q.leading = true;
+            let group = std::mem::take(&mut q.pending);
+            drop(q);
+            let lead = Leading(self);
+            let results = commit_group(&mut self.writer(), &group);
+            let mut mine = None;
+            let mut q = lock(&self.queue);
+            for ((t, _), r) in group.iter().zip(results) {
+                if *t == ticket {
+                    mine = Some(r);
+                } else {
+                    q.done.insert(*t, r);
+                }
+            }
+            drop(q);
+            drop(lead);
+            return mine
+                .unwrap_or_else(|| Err("job lost by the group commit".to_string()))
+                .map_err(err);
+        }
+    }
+}
+
+/// The leader's turn: when it ends (even by a panic), the next leader may start and every
+/// waiting caller looks for its result.
+struct Leading<'a>(&'a SqliteStore);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.queue).leading = false;
+        self.0.committed.notify_all();
+    }
+}
+
+/// Commit several jobs in one transaction: each job all-or-nothing in its own savepoint; one
+/// result per job, in order.
+fn commit_group(
+    conn: &mut Connection,
+    group: &[(u64, Vec<Write>)],
+) -> Vec<std::result::Result<usize, String>> {
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return group.iter().map(|_| Err(e.to_string())).collect(),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    if let [(_, writes)] = group {
+        // Alone: the transaction itself is the job's atomic unit.
+        let mut changed = 0;
+        for w in writes {
+            match apply_write(&tx, w) {
+                Ok(n) => changed += n,
+                Err(e) => return vec![Err(e.to_string())],
+            }
+        }
+        results.push(Ok(changed));
+    } else {
+        for (_, writes) in group {
+            let r = (|| -> rusqlite::Result<usize> {
+                let sp = tx.savepoint()?;
+                let mut changed = 0;
+                for w in writes {
+                    changed += apply_write(&sp, w)?;
+                }
+                sp.commit()?;
+                Ok(changed)
+            })();
+            results.push(r.map_err(|e| e.to_string()));
+        }
+    }
+    if let Err(e) = tx.commit() {
+        let msg = e.to_string();
+        return results
+            .into_iter()
+            .map(|r| r.and(Err(msg.clone())))
+            .collect();
+    }
+    results
+}
+
+/// Settings shared by every connection. (Memory-mapped reads were measured and rejected:
+/// the database grows with every small S3 object, and SQLite's remapping of the growing file
+/// cost more in page faults and `munmap` than the `pread` calls it saved.)
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -371,32 +508,25 @@ fn run_page(
     Ok(page)
 }
 
-fn apply_write(conn: &Connection, write: &Write) -> rusqlite::Result<()> {
-    match write {
+/// Apply one write; the number of rows it changed.
+fn apply_write(conn: &Connection, write: &Write) -> rusqlite::Result<usize> {
+    Ok(match write {
         Write::Put {
             scope,
             table,
             key,
             value,
-        } => {
-            conn.prepare_cached(SQL_PUT)?.execute(params![
-                scope.account,
-                scope.region,
-                table,
-                key,
-                value
-            ])?;
-        }
-        Write::Delete { scope, table, key } => {
-            conn.prepare_cached(SQL_DELETE)?.execute(params![
-                scope.account,
-                scope.region,
-                table,
-                key
-            ])?;
-        }
-    }
-    Ok(())
+        } => conn.prepare_cached(SQL_PUT)?.execute(params![
+            scope.account,
+            scope.region,
+            table,
+            key,
+            value
+        ])?,
+        Write::Delete { scope, table, key } => conn
+            .prepare_cached(SQL_DELETE)?
+            .execute(params![scope.account, scope.region, table, key])?,
+    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -619,37 +749,29 @@ impl Store for SqliteStore {
     }
 
     fn put(&self, scope: &Scope, table: &str, key: &str, value: &[u8]) -> Result<()> {
-        let conn = self.writer();
-        let err = |e| db_error("put", e);
-        let mut stmt = conn.prepare_cached(SQL_PUT).map_err(err)?;
-        stmt.execute(params![scope.account, scope.region, table, key, value])
-            .map_err(err)?;
-        Ok(())
+        let write = Write::Put {
+            scope: scope.clone(),
+            table: table.to_string(),
+            key: key.to_string(),
+            value: value.to_vec(),
+        };
+        self.submit(vec![write], "put").map(drop)
     }
 
     fn delete(&self, scope: &Scope, table: &str, key: &str) -> Result<bool> {
-        let conn = self.writer();
-        let err = |e| db_error("delete", e);
-        let mut stmt = conn.prepare_cached(SQL_DELETE).map_err(err)?;
-        let n = stmt
-            .execute(params![scope.account, scope.region, table, key])
-            .map_err(err)?;
-        Ok(n > 0)
+        let write = Write::Delete {
+            scope: scope.clone(),
+            table: table.to_string(),
+            key: key.to_string(),
+        };
+        Ok(self.submit(vec![write], "delete")? > 0)
     }
 
     fn batch(&self, writes: Vec<Write>) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut conn = self.writer();
-        let err = |e| db_error("batch", e);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        for write in &writes {
-            apply_write(&tx, write).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        self.submit(writes, "batch").map(drop)
     }
 
     fn scan(
@@ -790,10 +912,17 @@ impl Store for SqliteStore {
 
     fn reset(&self) -> Result<()> {
         let conn = self.writer();
-        conn.prepare_cached(SQL_DELETE_ALL)
-            .and_then(|mut s| s.execute([]))
-            .map_err(|e| db_error("reset", e))?;
+        let result = conn
+            .prepare_cached(SQL_DELETE_ALL)
+            .and_then(|mut s| s.execute([]));
+        // Bumped even on failure: the state may have changed.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        result.map_err(|e| db_error("reset", e))?;
         Ok(())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     fn export(&self, path: &Path) -> Result<()> {
@@ -851,7 +980,9 @@ impl Store for SqliteStore {
                     .map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        let result = tx.commit().map_err(err);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        result
     }
 }
 

@@ -477,7 +477,15 @@ fn check_scopes_and_reset(store: &dyn Store) {
     all.sort();
     assert_eq!(store.scopes("other").unwrap(), all);
 
+    let generation = store.generation();
+    put(store, &scopes[0], "t", "w");
+    assert_eq!(store.generation(), generation, "writes keep the generation");
     store.reset().unwrap();
+    assert_ne!(
+        store.generation(),
+        generation,
+        "a reset changes the generation"
+    );
     assert!(store.scopes("t").unwrap().is_empty());
     assert!(store.scopes("other").unwrap().is_empty());
     assert_eq!(store.get(&scopes[0], "t", "x").unwrap(), None);
@@ -536,7 +544,13 @@ fn export_import_round_trip() {
     // Import into a store with other contents replaces them; both backends.
     let target = SqliteStore::in_memory().unwrap();
     put(&target, &scope(), "x", "old");
+    let generation = target.generation();
     target.import(&file).unwrap();
+    assert_ne!(
+        target.generation(),
+        generation,
+        "an import changes the generation"
+    );
     assert_eq!(dump(&target), dump(&source));
     assert_eq!(target.get(&scope(), "x", "old").unwrap(), None);
     let disk = SqliteStore::open(&dir.path().join("b")).unwrap();
@@ -743,6 +757,66 @@ fn garbage_database_file_is_an_error() {
     assert!(err.to_string().contains("state.db"), "{err}");
 }
 
+/// Concurrent jobs share commits; a job that fails inside a group changes nothing and does
+/// not fail the others.
+#[test]
+fn failing_job_in_a_group_fails_alone() {
+    let dir = TempDir::new("group-fail");
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.key = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+        )
+        .unwrap();
+    }
+    const THREADS: usize = 6;
+    const ROUNDS: usize = 80;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let s = scope();
+                for i in 0..ROUNDS {
+                    let key = format!("t{t}-{i:03}");
+                    let mut writes = vec![Write::Put {
+                        scope: s.clone(),
+                        table: "g".into(),
+                        key: key.clone(),
+                        value: key.clone().into_bytes(),
+                    }];
+                    let poisoned = t == 0;
+                    if poisoned {
+                        writes.push(Write::Put {
+                            scope: s.clone(),
+                            table: "g".into(),
+                            key: "poison".into(),
+                            value: b"x".to_vec(),
+                        });
+                    }
+                    let r = store.batch(writes);
+                    assert_eq!(r.is_err(), poisoned, "{key}: {r:?}");
+                    if i % 2 == 0 && !poisoned {
+                        assert!(store.delete(&s, "g", &key).unwrap());
+                        assert!(!store.delete(&s, "g", &key).unwrap());
+                        store.put(&s, "g", &key, key.as_bytes()).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let page = store.scan(&scope(), "g", "", None, 10_000).unwrap();
+    assert_eq!(page.items.len(), (THREADS - 1) * ROUNDS);
+    assert!(page
+        .items
+        .iter()
+        .all(|(k, v)| !k.starts_with("t0-") && k.as_bytes() == v));
+}
+
 #[test]
 fn concurrent_writers_and_readers() {
     let dir = TempDir::new("concurrent");
@@ -810,18 +884,33 @@ const CRASH_DIR_ENV: &str = "FC_STORE_TEST_CRASH_WRITER_DIR";
 const CRASH_ROUND_ENV: &str = "FC_STORE_TEST_CRASH_ROUND";
 
 /// Not a test on its own: the child process of [`acknowledged_writes_survive_sigkill`]. Writes
-/// forever, printing each key once the call that wrote it has returned.
+/// forever from [`CRASH_THREADS`] threads at once (so most commits are grouped), printing each
+/// key once the call that wrote it has returned.
 #[test]
 fn crash_writer_child() {
     let Ok(dir) = std::env::var(CRASH_DIR_ENV) else {
         return;
     };
     let round = std::env::var(CRASH_ROUND_ENV).unwrap();
-    let store = SqliteStore::open(Path::new(&dir)).unwrap();
+    let store = Arc::new(SqliteStore::open(Path::new(&dir)).unwrap());
+    let threads: Vec<_> = (0..CRASH_THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let round = round.clone();
+            std::thread::spawn(move || crash_writer_thread(&*store, &round, t))
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+const CRASH_THREADS: usize = 4;
+
+fn crash_writer_thread(store: &dyn Store, round: &str, thread: usize) {
     let s = scope();
-    let mut out = std::io::stdout().lock();
     for i in 0u64.. {
-        let key = format!("r{round}-{i:08}");
+        let key = format!("r{round}-t{thread}-{i:08}");
         if i % 3 == 2 {
             let second = format!("{key}-b");
             store
@@ -840,13 +929,16 @@ fn crash_writer_child() {
                     },
                 ])
                 .unwrap();
+            let mut out = std::io::stdout().lock();
             writeln!(out, "written {key}").unwrap();
             writeln!(out, "written {second}").unwrap();
+            out.flush().unwrap();
         } else {
             store.put(&s, "crash", &key, key.as_bytes()).unwrap();
+            let mut out = std::io::stdout().lock();
             writeln!(out, "written {key}").unwrap();
+            out.flush().unwrap();
         }
-        out.flush().unwrap();
     }
 }
 
@@ -874,7 +966,7 @@ fn acknowledged_writes_survive_sigkill() {
         let mut line = String::new();
         let mut this_round = 0;
         // Kill at a varying point, while the child is in the middle of writing.
-        let kill_after = 50 + round * 37;
+        let kill_after = 200 + round * 137;
         while this_round < kill_after {
             line.clear();
             assert!(
@@ -904,5 +996,5 @@ fn acknowledged_writes_survive_sigkill() {
             );
         }
     }
-    assert!(acked.len() >= 50 + 87 + 124);
+    assert!(acked.len() >= 200 + 337 + 474);
 }

@@ -7,7 +7,7 @@
 //! snapshot's data is the root filesystem), or `ImageLocation` = `<repo>:<tag>` (or
 //! `<repo>@sha256:<digest>`) of ferrocloud's registry, whose image becomes the root filesystem.
 //! Sharing (`launchPermission`) makes an image visible to the named accounts, or to everyone
-//! as a community AMI (`Group=all`). `CreateImage` needs instances and is not implemented yet.
+//! as a community AMI (`Group=all`). `CreateImage` lives in `ami`, which also pins the image store images behind AMIs.
 
 use super::{
     check_dry_run_v, check_id, default_kms_key, filters, invalid_value, matches, now, one,
@@ -91,6 +91,15 @@ pub struct ImageRecord {
     #[serde(default)]
     pub source_image_region: Option<String>,
     pub platform_details: String,
+    /// `pending` (being created), `available` or `failed`.
+    #[serde(default = "available")]
+    pub state: String,
+    #[serde(default)]
+    pub state_reason: Option<String>,
+}
+
+fn available() -> String {
+    "available".into()
 }
 
 /// ISO 8601 with milliseconds, the way `CreationDate` reads.
@@ -164,6 +173,8 @@ pub(crate) fn catalog(region: &str) -> Vec<ImageRecord> {
                 source_image_region: None,
                 platform_details: "Linux/UNIX".into(),
                 name,
+                state: available(),
+                state_reason: None,
             }
         })
         .collect()
@@ -296,7 +307,7 @@ fn image_value(c: &Ctx<'_>, img: &ImageRecord) -> Result<Value, ApiError> {
     let mut v = json!({
         "ImageId": img.image_id,
         "ImageLocation": img.image_location,
-        "State": "available",
+        "State": img.state,
         "OwnerId": img.owner_id,
         "CreationDate": img.creation_date,
         "Public": img.public,
@@ -327,6 +338,9 @@ fn image_value(c: &Ctx<'_>, img: &ImageRecord) -> Result<Value, ApiError> {
     opt(&mut v, "SourceImageRegion", &img.source_image_region);
     if !img.product_codes.is_empty() {
         v["ProductCodes"] = product_codes(img);
+    }
+    if let Some(r) = &img.state_reason {
+        v["StateReason"] = json!({"Code": "Server.InternalError", "Message": r});
     }
     Ok(with_tags(v, &t))
 }
@@ -440,7 +454,7 @@ fn image_field(img: &ImageRecord, name: &str) -> Option<Vec<String>> {
         "root-device-type" => one("ebs"),
         "source-image-id" => Some(img.source_image_id.clone().into_iter().collect()),
         "source-image-region" => Some(img.source_image_region.clone().into_iter().collect()),
-        "state" => one("available"),
+        "state" => one(&img.state),
         "sriov-net-support" => Some(img.sriov_net_support.clone().into_iter().collect()),
         "usage-operation" => one("RunInstances"),
         "virtualization-type" => one(&img.virtualization_type),
@@ -511,7 +525,7 @@ pub(crate) fn describe_images(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiEr
     Ok(page_output("Images", page, next))
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     let ok_len = (3..=128).contains(&name.chars().count());
     let ok_chars = name
         .chars()
@@ -525,7 +539,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_unique_name(c: &Ctx<'_>, name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_unique_name(c: &Ctx<'_>, name: &str) -> Result<(), ApiError> {
     if let Some((_, other)) = c
         .all::<ImageRecord>(IMAGES)?
         .into_iter()
@@ -692,6 +706,11 @@ pub(crate) fn register_image(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErr
     let t = spec_tags(input, "image")?;
     check_dry_run_v(input)?;
     let id = fc_types::ids::ec2_id("ami");
+    // A registry image is resolved now and pinned to the AMI (immutable, as AMIs are).
+    let source_image = match (&source_image, location) {
+        (Some(_), Some(l)) => super::ami::pin_registry_image(c, l, &id)?.or(source_image),
+        _ => source_image,
+    };
     let img = ImageRecord {
         image_id: id.clone(),
         name: name.to_string(),
@@ -720,6 +739,8 @@ pub(crate) fn register_image(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErr
         source_image_id: None,
         source_image_region: None,
         platform_details: "Linux/UNIX".into(),
+        state: available(),
+        state_reason: None,
     };
     c.put(IMAGES, &id, &img)?;
     tags::add(c, &id, &t)?;
@@ -744,6 +765,7 @@ pub(crate) fn deregister_image(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiE
     check_dry_run_v(input)?;
     c.delete(IMAGES, id)?;
     tags::drop_all(c, id)?;
+    super::ami::unpin(c, id);
     let mut out = json!({"Return": true});
     if opt_bool(input, "DeleteAssociatedSnapshots") == Some(true) {
         let in_use = snapshots_in_use(c)?;
@@ -783,6 +805,12 @@ pub(crate) fn copy_image(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiError> 
             format!("The image id '[{src_id}]' does not exist"),
         )
     })?;
+    if src.state != "available" {
+        return Err(ApiError::client(
+            "InvalidAMIID.Unavailable",
+            format!("AMI '{src_id}' is {}, and cannot be copied", src.state),
+        ));
+    }
     check_unique_name(c, name)?;
     let encrypted = opt_bool(input, "Encrypted").unwrap_or(false);
     let kms = if encrypted {
@@ -821,8 +849,13 @@ pub(crate) fn copy_image(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiError> 
         devices.push(nb);
     }
     let id = fc_types::ids::ec2_id("ami");
+    let source_image = match &src.source_image {
+        Some(s) => Some(super::ami::pin_copy(c, s, &id)?),
+        None => None,
+    };
     let img = ImageRecord {
         image_id: id.clone(),
+        source_image,
         name: name.to_string(),
         description: opt_str(input, "Description")
             .map(str::to_string)

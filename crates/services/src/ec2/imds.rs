@@ -440,5 +440,7 @@ fn leaves(exec: &Exec, rec: &InstanceRecord) -> Vec<(String, String)> {
         "dynamic/instance-identity/document".into(),
         serde_json::to_string_pretty(&doc).unwrap_or_default(),
     ));
+    super::purchasing::imds_patch(exec.store.as_ref(), rec, &mut out);
+    out.extend(super::storage::imds_leaves(exec.store.as_ref(), rec));
     out
 }

@@ -185,10 +185,12 @@ impl Exec {
         let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let scope = Scope::new(account, region);
         let mut rec: InstanceRecord = self.store.get_json(&scope, INSTANCES, id).ok()??;
+        let prev = rec.state.clone();
         if f(&mut rec) {
             if let Err(e) = self.store.put_json(&scope, INSTANCES, id, &rec) {
                 tracing::warn!(error = %e, instance = id, "cannot save instance");
             }
+            super::purchasing::transition(self.store.as_ref(), &prev, &rec);
         }
         Some(rec)
     }
@@ -211,11 +213,7 @@ impl Exec {
     /// The workload spec of an instance (blocking: may unpack image layers).
     fn spec(&self, rec: &InstanceRecord) -> Result<WorkloadSpec, String> {
         let scope = Scope::new(&rec.owner_id, &rec.region);
-        let digest = self
-            .images
-            .resolve_image(self.store.as_ref(), &scope, &rec.source_image)
-            .map_err(|e| format!("cannot resolve image {}: {e}", rec.source_image))?
-            .ok_or_else(|| format!("image {} not found", rec.source_image))?;
+        let digest = super::ami::resolve_source(self, &scope, &rec.source_image)?;
         let (mut lowers, mut binds, _cfg) = self
             .images
             .rootfs(&digest)
@@ -228,6 +226,7 @@ impl Exec {
             std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
         }
         let caps = self.driver.capabilities();
+        self.prepare_boot(rec, &boot, caps.rootfs);
         let (fc_boot, fc_state) = if caps.rootfs {
             lowers.insert(0, root);
             binds.push((boot.clone(), PathBuf::from("/.ferrocloud"), true));
@@ -264,12 +263,12 @@ impl Exec {
                 network: rec.subnet_id.clone(),
                 cidr: subnet_cidr,
                 ip: rec.private_ip.parse::<Ipv4Addr>().ok(),
-                ports: Vec::new(),
+                ports: super::security_groups::instance_ports(),
             })
         } else {
             None
         };
-        Ok(WorkloadSpec {
+        let mut spec = WorkloadSpec {
             id: rec.instance_id.clone(),
             rootfs: Rootfs {
                 lowers,
@@ -296,7 +295,9 @@ impl Exec {
                 group: CONSOLE_GROUP.into(),
                 stream: rec.instance_id.clone(),
             }),
-        })
+        };
+        super::storage::boot_mounts(self, rec, &mut spec)?;
+        Ok(spec)
     }
 
     /// Boot an instance in state `pending`; running once the workload runs.
@@ -356,6 +357,7 @@ impl Exec {
                 match saved {
                     Some(r) if r.state == "running" && r.generation == generation => {
                         self.spawn_watch(account, region, id, generation);
+                        self.after_boot(account, region, id).await;
                     }
                     _ => {
                         // Stopped or terminated while booting: the stop path found no handle.
@@ -375,6 +377,17 @@ impl Exec {
                     ));
                     r.transition_reason = format!("Server.InternalError ({})", iso(now()));
                     true
+                })
+                .await;
+                // Its volumes are released as at any termination.
+                let (me, a, r, i) = (
+                    self.clone(),
+                    account.to_string(),
+                    region.to_string(),
+                    id.to_string(),
+                );
+                let _ = tokio::task::spawn_blocking(move || {
+                    super::storage::after_terminate(&me, &a, &r, &i)
                 })
                 .await;
             }
@@ -405,6 +418,7 @@ impl Exec {
             if mine.load(std::sync::atomic::Ordering::SeqCst) {
                 tracing::info!(instance = %i, ?status, "instance workload ended by itself");
                 me.halt(&a, &r, &i, rec.handle.clone()).await;
+                super::storage::after_stop(&me.data_dir, &i);
                 me.update(&a, &r, &i, |rec| {
                     rec.state = "stopped".into();
                     rec.handle = None;
@@ -416,6 +430,7 @@ impl Exec {
                     true
                 })
                 .await;
+                me.after_halt(&a, &r, &i).await;
             }
         });
     }
@@ -448,6 +463,7 @@ impl Exec {
         if let Err(e) = self.driver.destroy(id).await {
             tracing::warn!(instance = id, error = %e, "cannot destroy workload");
         }
+        super::storage::after_halt(self, _account, _region, id);
     }
 
     /// Stopping → stopped (or reboot: back to pending → running).
@@ -476,6 +492,10 @@ impl Exec {
                     true
                 })
                 .await;
+            if !then_boot {
+                super::storage::after_stop(&me.data_dir, &id);
+            }
+            me.after_halt(&account, &region, &id).await;
             if then_boot && rec.is_some() {
                 me.boot(&account, &region, &id).await;
             }
@@ -488,6 +508,11 @@ impl Exec {
         self.rt.spawn(async move {
             let _ = me.driver.stop(&id, Duration::from_secs(3), 15).await;
             let _ = me.driver.destroy(&id).await;
+            let (m2, a2, r2, i2) = (me.clone(), account.clone(), region.clone(), id.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                super::storage::after_terminate(&m2, &a2, &r2, &i2)
+            })
+            .await;
             let _ = std::fs::remove_dir_all(instance_dir(&me.data_dir, &id));
             me.update(&account, &region, &id, |r| {
                 r.state = "terminated".into();
@@ -495,6 +520,7 @@ impl Exec {
                 true
             })
             .await;
+            me.after_halt(&account, &region, &id).await;
         });
     }
 
@@ -568,6 +594,7 @@ impl Exec {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot clean up orphaned workloads"),
         }
+        self.after_recover().await;
     }
 }
 
@@ -578,6 +605,10 @@ n=$(cat "$S/boots" 2>/dev/null || echo 0)
 n=$((n + 1))
 echo "$n" > "$S/boots"
 echo "ferrocloud: boot $n of $FC_INSTANCE_ID"
+# Security groups are enforced (and ssh set up) before anything else runs.
+i=0
+while [ ! -e "$FC_BOOT/net-ready" ] && [ "$i" -lt 1500 ]; do sleep 0.01; i=$((i + 1)); done
+[ -f "$FC_BOOT/ssh/setup.sh" ] && /bin/sh "$FC_BOOT/ssh/setup.sh" 2>&1
 if [ ! -e "$S/user-data-done" ]; then
   : > "$S/user-data-done"
   for f in "$FC_BOOT"/scripts/*; do
@@ -846,6 +877,12 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
             format!("The image id '[{image_id}]' does not exist"),
         )
     })?;
+    if img.state != "available" {
+        return Err(ApiError::client(
+            "InvalidAMIID.Unavailable",
+            format!("AMI '{image_id}' is {}, and cannot be run", img.state),
+        ));
+    }
     // EC2's default is m1.small, a previous-generation type the catalog does not carry.
     let type_name = opt_str(input, "InstanceType").unwrap_or("t2.micro");
     let itype = instance_types::instance_type(type_name)
@@ -981,6 +1018,9 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
     let instance_tags = spec_tags(input, "instance")?;
     let volume_tags = spec_tags(input, "volume")?;
     let private_ip_req = opt_str(input, "PrivateIpAddress").filter(|s| !s.is_empty());
+    let storage_plan = super::storage::plan_launch(c, input, &img, type_name)?;
+    let purchase_plan =
+        super::purchasing::plan_launch(c, input, itype, &subnet.availability_zone, count)?;
     check_dry_run_v(input)?;
 
     let reservation_id = fc_types::ids::ec2_id("r");
@@ -1050,6 +1090,8 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
             .map_err(crate::common::store_error)?;
         tags::add(c, &id, &instance_tags)?;
         tags::add(c, &rec.root_volume_id, &volume_tags)?;
+        super::storage::on_launch(c, &rec, &storage_plan)?;
+        super::purchasing::launched(c, &rec, &purchase_plan, i as usize)?;
         recs.push(rec);
     }
     let out = reservation_value(c, &recs)?;
@@ -1126,10 +1168,7 @@ fn instance_value(c: &Ctx<'_>, r: &InstanceRecord) -> Result<Value, ApiError> {
                 .map(|(id, n)| json!({"GroupId": id, "GroupName": n}))
                 .collect(),
         );
-        v["BlockDeviceMappings"] = json!([{
-            "DeviceName": r.root_device_name,
-            "Ebs": {"AttachTime": launch, "DeleteOnTermination": true, "Status": "attached", "VolumeId": r.root_volume_id},
-        }]);
+        v["BlockDeviceMappings"] = super::storage::instance_block_devices(c, r)?;
         v["NetworkInterfaces"] = json!([{
             "Attachment": {"AttachTime": launch, "DeleteOnTermination": true, "DeviceIndex": 0, "Status": "attached", "NetworkCardIndex": 0},
             "Description": "",
@@ -1162,6 +1201,7 @@ fn instance_value(c: &Ctx<'_>, r: &InstanceRecord) -> Result<Value, ApiError> {
     if let Some((arn, id)) = &r.iam_profile {
         v["IamInstanceProfile"] = json!({"Arn": arn, "Id": id});
     }
+    super::purchasing::decorate(c, r, &mut v)?;
     Ok(v)
 }
 
@@ -1207,6 +1247,15 @@ const INSTANCE_FILTERS: &[&str] = &[
     "root-device-name",
     "root-device-type",
     "client-token",
+    // purchasing and placement (`purchasing::field`)
+    "instance-lifecycle",
+    "spot-instance-request-id",
+    "tenancy",
+    "placement.tenancy",
+    "host-id",
+    "placement.host-id",
+    "affinity",
+    "capacity-reservation-id",
 ];
 
 fn field(r: &InstanceRecord, name: &str) -> Option<Vec<String>> {
@@ -1260,7 +1309,9 @@ fn selected(c: &Ctx<'_>, input: &Value) -> Result<Vec<InstanceRecord>, ApiError>
     let mut out = Vec::new();
     for r in recs {
         let t = tags::get(c, &r.instance_id)?;
-        if matches(&fs, &t, |n| field(&r, n)) {
+        if matches(&fs, &t, |n| {
+            field(&r, n).or_else(|| super::purchasing::field(c, &r, n))
+        }) {
             out.push(r);
         }
     }
@@ -1393,6 +1444,7 @@ pub(crate) fn stop_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErr
             return Err(incorrect(&r.instance_id, &r.state, "stopped"));
         }
     }
+    super::purchasing::check_stop(c, &recs)?;
     check_dry_run_v(input)?;
     let mut out = Vec::new();
     for mut r in recs {
@@ -1405,6 +1457,7 @@ pub(crate) fn stop_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErr
                 "Client.UserInitiatedShutdown: User initiated shutdown".into(),
             ));
             c.put(INSTANCES, &r.instance_id, &r)?;
+            super::purchasing::transition(c.store, &prev, &r);
             match c.exec {
                 Some(exec) => exec.spawn_stop(
                     r.owner_id.clone(),
@@ -1416,6 +1469,7 @@ pub(crate) fn stop_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErr
                     let mut s = r.clone();
                     s.state = "stopped".into();
                     c.put(INSTANCES, &s.instance_id, &s)?;
+                    super::purchasing::transition(c.store, &r.state, &s);
                 }
             }
         }
@@ -1435,6 +1489,7 @@ pub(crate) fn start_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiEr
         }
     }
     check_dry_run_v(input)?;
+    super::purchasing::check_start(c, &recs)?;
     let mut out = Vec::new();
     for mut r in recs {
         let prev = r.state.clone();
@@ -1443,6 +1498,7 @@ pub(crate) fn start_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiEr
             r.transition_reason = String::new();
             r.state_reason = None;
             c.put(INSTANCES, &r.instance_id, &r)?;
+            super::purchasing::transition(c.store, &prev, &r);
             let shown = r.clone();
             start_or_mark(c, &mut r)?;
             out.push(change(&shown, &prev));
@@ -1511,8 +1567,11 @@ pub(crate) fn terminate_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, A
                 "Client.UserInitiatedShutdown: User initiated shutdown".into(),
             ));
             c.put(INSTANCES, &r.instance_id, &r)?;
+            super::purchasing::transition(c.store, &prev, &r);
             if let Some(exec) = c.exec {
                 exec.spawn_terminate(r.owner_id.clone(), r.region.clone(), r.instance_id.clone());
+            } else {
+                super::storage::release_without_driver(c, &r);
             }
         }
         out.push(change(&r, &prev));
@@ -1530,6 +1589,9 @@ pub(crate) fn modify_instance_attribute(c: &Ctx<'_>, input: &Value) -> Result<Va
     let id = opt_str(input, "InstanceId")
         .ok_or_else(|| ApiError::missing("MissingParameter", "InstanceId"))?;
     let mut r = find(c, id)?;
+    if input.get("BlockDeviceMappings").is_some() {
+        return super::storage::modify_block_devices(c, &r, input);
+    }
     let attr = opt_str(input, "Attribute");
     let plain = opt_str(input, "Value");
     let itype = attr_value(input, "InstanceType")
@@ -1608,10 +1670,14 @@ pub(crate) fn modify_instance_attribute(c: &Ctx<'_>, input: &Value) -> Result<Va
         write_boot_dir(c.data_dir, id, Some(&raw))?;
         r.user_data = Some(b64);
     }
-    if !new_groups.is_empty() {
+    let groups_changed = !new_groups.is_empty();
+    if groups_changed {
         r.groups = new_groups;
     }
     c.put(INSTANCES, id, &r)?;
+    if groups_changed {
+        security_groups::enforce(c);
+    }
     Ok(json!({}))
 }
 
@@ -1649,11 +1715,7 @@ pub(crate) fn describe_instance_attribute(c: &Ctx<'_>, input: &Value) -> Result<
         "sourceDestCheck" => out["SourceDestCheck"] = json!({"Value": true}),
         "ebsOptimized" => out["EbsOptimized"] = json!({"Value": false}),
         "blockDeviceMapping" => {
-            out["BlockDeviceMappings"] = json!([{
-                "DeviceName": r.root_device_name,
-                "Ebs": {"DeleteOnTermination": true, "Status": "attached", "VolumeId": r.root_volume_id,
-                        "AttachTime": fc_protocol::value::epoch_value(r.launch_time)},
-            }])
+            out["BlockDeviceMappings"] = super::storage::instance_block_devices(c, &r)?
         }
         other => {
             return Err(invalid_value(format!(

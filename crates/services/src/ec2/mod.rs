@@ -20,6 +20,10 @@
 // `ApiError` is the crate-wide error type; its size is not this module's choice.
 #![allow(clippy::result_large_err)]
 
+mod ami;
+mod capacity;
+mod crypt;
+mod hosts;
 mod images;
 mod imds;
 mod instance_types;
@@ -27,7 +31,10 @@ mod instances;
 mod key_pairs;
 mod keys;
 mod purchasing;
+mod reserved;
 mod security_groups;
+mod spot;
+mod storage;
 mod tags;
 #[cfg(test)]
 mod tests;
@@ -216,9 +223,38 @@ impl Inner {
             "DeleteTags" => tags::delete_tags(&c, input),
             "DescribeTags" => tags::describe_tags(&c, input),
             // Storage attached to instances, instance store, custom AMIs (CreateImage)
+            "AttachVolume" => storage::attach_volume(&c, input),
+            "DetachVolume" => storage::detach_volume(&c, input),
+            "CreateImage" => ami::create_image(&c, input),
             // (storage helper: add operations here)
             // Purchasing options, tenancy, dedicated hosts, billing
             // (purchasing helper: add operations here)
+            "RequestSpotInstances" => spot::request_spot_instances(&c, input),
+            "DescribeSpotInstanceRequests" => spot::describe_spot_instance_requests(&c, input),
+            "CancelSpotInstanceRequests" => spot::cancel_spot_instance_requests(&c, input),
+            "DescribeSpotPriceHistory" => spot::describe_spot_price_history(&c, input),
+            "DescribeReservedInstancesOfferings" => {
+                reserved::describe_reserved_instances_offerings(&c, input)
+            }
+            "PurchaseReservedInstancesOffering" => {
+                reserved::purchase_reserved_instances_offering(&c, input)
+            }
+            "DescribeReservedInstances" => reserved::describe_reserved_instances(&c, input),
+            "DescribeScheduledInstanceAvailability" => {
+                reserved::describe_scheduled_instance_availability(&c, input)
+            }
+            "PurchaseScheduledInstances" => reserved::purchase_scheduled_instances(&c, input),
+            "DescribeScheduledInstances" => reserved::describe_scheduled_instances(&c, input),
+            "RunScheduledInstances" => reserved::run_scheduled_instances(&c, input),
+            "CreateCapacityReservation" => capacity::create_capacity_reservation(&c, input),
+            "DescribeCapacityReservations" => capacity::describe_capacity_reservations(&c, input),
+            "ModifyCapacityReservation" => capacity::modify_capacity_reservation(&c, input),
+            "CancelCapacityReservation" => capacity::cancel_capacity_reservation(&c, input),
+            "AllocateHosts" => hosts::allocate_hosts(&c, input),
+            "DescribeHosts" => hosts::describe_hosts(&c, input),
+            "ReleaseHosts" => hosts::release_hosts(&c, input),
+            "ModifyHosts" => hosts::modify_hosts(&c, input),
+            "ModifyInstancePlacement" => hosts::modify_instance_placement(&c, input),
             // Security-group enforcement
             // (firewall helper: add operations here)
             other => Err(ApiError::not_implemented("ec2", other)),

@@ -1,21 +1,44 @@
-//! Security groups and their rules. Each stored rule allows one peer (an IPv4 or IPv6 CIDR,
-//! another group, or a prefix list) for one protocol and port range, with its own `sgr-` id;
-//! `DescribeSecurityGroups` groups rules back into `IpPermissions`.
+//! Security groups and their rules, and their enforcement on instance traffic. Each stored
+//! rule allows one peer (an IPv4 or IPv6 CIDR, another group, or a prefix list) for one
+//! protocol and port range, with its own `sgr-` id; `DescribeSecurityGroups` groups rules back
+//! into `IpPermissions`.
 //!
-//! Enforcement on traffic comes with instances: the future enforcer reads
-//! [`SecurityGroupRecord`]s through [`security_groups`]. A packet is allowed when any rule of
-//! any group of the interface matches it: direction (`egress`), protocol (`"-1"` any,
-//! `"tcp"`, `"udp"`, `"icmp"`, `"icmpv6"` or an IP protocol number as a string), the port
-//! range (`from_port..=to_port`; ICMP type and code; `-1` = any) and the peer.
+//! Enforcement: a packet is allowed when any rule of any group of the instance matches it:
+//! direction (`egress`), protocol (`"-1"` any, `"tcp"`, `"udp"`, `"icmp"`, `"icmpv6"` or an IP
+//! protocol number as a string), the port range (`from_port..=to_port`; ICMP type and code;
+//! `-1` = any) and the peer. [`firewall_for`] turns an instance's groups plus the current
+//! members of the groups its rules name (their private IPs) into an [`fc_runtime::Firewall`],
+//! which the execution layer loads into the instance's own network namespace (linux driver;
+//! the process driver cannot enforce). Connections from the host through published ports
+//! (e.g. ssh) arrive from the subnet's gateway address: a CIDR rule admits them when it
+//! contains the gateway or 127.0.0.1. Prefix-list peers match nothing (there are no prefix
+//! lists). Rule changes (`Authorize*`, `Revoke*`, `ModifySecurityGroupRules`,
+//! `ModifyInstanceAttribute` groups) are applied before the call returns; instances joining
+//! (booting) or leaving (stopping, terminating) a group update the instances whose rules name
+//! it in the background, coalesced per account and region.
+//!
+//! The same boot hook gives instances SSH access ([`Exec::prepare_boot`], [`SSH_SETUP`]): the
+//! key pair's public key into `/root/.ssh/authorized_keys` and the AMI's default user's, and
+//! `sshd` (when the image has `/usr/sbin/sshd`) on port 22, published on a host 127.0.0.1 port
+//! that the console output tells (`ferrocloud: ssh -i <key>.pem -p <port> <user>@127.0.0.1`),
+//! and so does the instance tag `ferrocloud:ssh-port` when the instance carries it (opt-in:
+//! launch or tag it with that key and any value; the service keeps the value current).
 
+use super::instances::Exec;
 use super::{
     check_dry_run_v, check_id, filters, invalid_value, matches, one, opt_i64, opt_str, page_output,
     paginate, req_str, spec_tags, str_list, tags, vpcs, with_tags, Ctx, SGS,
 };
+use super::{InstanceRecord, INSTANCES, TAGS};
 use fc_protocol::ApiError;
-use fc_store::{Scope, Store};
+use fc_runtime::{Firewall, FirewallProtocol, FirewallRule, RuntimeError};
+use fc_store::{Scope, Store, StoreExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// At most this many rules per group and direction.
 const MAX_RULES: usize = 60;
@@ -69,7 +92,8 @@ pub fn security_groups(
     let scope = Scope::new(account, region);
     ids.iter()
         .filter_map(|id| {
-            fc_store::StoreExt::get_json::<SecurityGroupRecord>(store, &scope, SGS, id)
+            store
+                .get_json::<SecurityGroupRecord>(&scope, SGS, id)
                 .ok()
                 .flatten()
         })
@@ -349,6 +373,16 @@ pub(crate) fn delete_security_group(c: &Ctx<'_>, input: &Value) -> Result<Value,
                 format!("resource {} has a dependent object", g.group_id),
             ));
         }
+    }
+    let in_use = c
+        .all::<InstanceRecord>(INSTANCES)?
+        .into_iter()
+        .any(|(_, i)| i.state != "terminated" && i.groups.iter().any(|(id, _)| *id == g.group_id));
+    if in_use {
+        return Err(ApiError::client(
+            "DependencyViolation",
+            format!("resource {} has a dependent object", g.group_id),
+        ));
     }
     check_dry_run_v(input)?;
     c.delete(SGS, &g.group_id)?;
@@ -800,6 +834,7 @@ pub(crate) fn authorize(c: &Ctx<'_>, input: &Value, egress: bool) -> Result<Valu
         added.push(r);
     }
     c.put(SGS, &g.group_id, &g)?;
+    enforce(c);
     let rules: Result<Vec<Value>, ApiError> = added.iter().map(|r| rule_value(c, &g, r)).collect();
     Ok(json!({"Return": true, "SecurityGroupRules": rules?}))
 }
@@ -869,6 +904,7 @@ pub(crate) fn revoke(c: &Ctx<'_>, input: &Value, egress: bool) -> Result<Value, 
         .collect();
     g.rules.retain(|r| !remove.contains(&r.rule_id));
     c.put(SGS, &g.group_id, &g)?;
+    enforce(c);
     for id in &remove {
         tags::drop_all(c, id)?;
     }
@@ -980,7 +1016,548 @@ pub(crate) fn modify_security_group_rules(c: &Ctx<'_>, input: &Value) -> Result<
     check_dry_run_v(input)?;
     g.rules = changed;
     c.put(SGS, &g.group_id, &g)?;
+    enforce(c);
     Ok(json!({"Return": true}))
+}
+
+// ---- enforcement ----
+
+/// Instance states whose private IP counts as a member of the instance's groups.
+fn is_member(state: &str) -> bool {
+    matches!(state, "pending" | "running")
+}
+
+fn v4_contains(cidr: &str, ip: Ipv4Addr) -> bool {
+    let Some((a, p)) = cidr.split_once('/') else {
+        return false;
+    };
+    let (Ok(a), Ok(p)) = (a.parse::<Ipv4Addr>(), p.parse::<u32>()) else {
+        return false;
+    };
+    if p > 32 {
+        return false;
+    }
+    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+    u32::from(a) & mask == u32::from(ip) & mask
+}
+
+/// The firewall protocol of a rule (`None`: a protocol number that does not parse).
+fn protocol_of(r: &SgRule) -> Option<FirewallProtocol> {
+    let port = |p: i64, default: u16| u16::try_from(p).unwrap_or(default);
+    let byte = |p: i64| u8::try_from(p).ok();
+    Some(match r.protocol.as_str() {
+        "-1" => FirewallProtocol::All,
+        "tcp" => FirewallProtocol::Tcp {
+            from: port(r.from_port, 0),
+            to: port(r.to_port, 65535),
+        },
+        "udp" => FirewallProtocol::Udp {
+            from: port(r.from_port, 0),
+            to: port(r.to_port, 65535),
+        },
+        "icmp" | "icmpv6" => {
+            let icmp_type = byte(r.from_port);
+            let code = icmp_type.and(byte(r.to_port));
+            if r.protocol == "icmp" {
+                FirewallProtocol::Icmp { icmp_type, code }
+            } else {
+                FirewallProtocol::Icmpv6 { icmp_type, code }
+            }
+        }
+        n => FirewallProtocol::Number(n.parse().ok()?),
+    })
+}
+
+/// The firewall of an instance in `groups`. `members` gives the private IPs of the instances
+/// currently in each group (by group id), for rules naming a group; `gateway` is the address
+/// host connections through published ports come from (admitted by CIDR rules that contain
+/// it or 127.0.0.1). Pure: no I/O.
+pub(crate) fn firewall_for(
+    groups: &[SecurityGroupRecord],
+    members: &HashMap<String, Vec<Ipv4Addr>>,
+    gateway: Option<Ipv4Addr>,
+) -> Firewall {
+    let mut fw = Firewall::default();
+    for r in groups.iter().flat_map(|g| g.rules.iter()) {
+        let Some(protocol) = protocol_of(r) else {
+            continue;
+        };
+        let peers: Vec<String> = match &r.peer {
+            Peer::Ipv4 { cidr } => {
+                let mut v = vec![cidr.clone()];
+                if let Some(gw) = gateway {
+                    if !r.egress && v4_contains(cidr, Ipv4Addr::LOCALHOST) && !v4_contains(cidr, gw)
+                    {
+                        v.push(format!("{gw}/32"));
+                    }
+                }
+                v
+            }
+            Peer::Ipv6 { cidr } => vec![cidr.clone()],
+            Peer::Group { group_id, .. } => members
+                .get(group_id)
+                .map(|ips| ips.iter().map(|ip| format!("{ip}/32")).collect())
+                .unwrap_or_default(),
+            Peer::PrefixList { .. } => Vec::new(),
+        };
+        if peers.is_empty() {
+            continue;
+        }
+        let rule = FirewallRule { protocol, peers };
+        if r.egress {
+            fw.egress.push(rule);
+        } else {
+            fw.ingress.push(rule);
+        }
+    }
+    fw
+}
+
+/// (supervisor pid, start time) of the boot a firewall was computed for, and the firewall.
+type Wanted = ((i32, i64), Firewall);
+
+/// The latest computed firewall per running instance.
+static DESIRED: LazyLock<Mutex<HashMap<String, Wanted>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// What was loaded into each instance; its lock also serializes loading.
+static APPLIED: LazyLock<tokio::sync::Mutex<HashMap<String, Wanted>>> =
+    LazyLock::new(|| tokio::sync::Mutex::new(HashMap::new()));
+/// Background recomputations per (account, region): true = run once more when done.
+static PENDING: LazyLock<Mutex<HashMap<(String, String), bool>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn add_members(members: &mut HashMap<String, Vec<Ipv4Addr>>, insts: &[InstanceRecord]) {
+    for i in insts.iter().filter(|i| is_member(&i.state)) {
+        let Ok(ip) = i.private_ip.parse::<Ipv4Addr>() else {
+            continue;
+        };
+        for (g, _) in &i.groups {
+            let l = members.entry(g.clone()).or_default();
+            if !l.contains(&ip) {
+                l.push(ip);
+            }
+        }
+    }
+}
+
+fn instances_of(store: &dyn Store, scope: &Scope) -> Vec<InstanceRecord> {
+    super::scan_all::<InstanceRecord>(store, scope, INSTANCES)
+        .map(|l| l.into_iter().map(|(_, r)| r).collect())
+        .unwrap_or_default()
+}
+
+/// Computes the firewall of every running instance of a scope and records it as wanted;
+/// returns their ids. Blocking; the caller holds the service lock.
+fn compute(store: &dyn Store, account: &str, region: &str) -> Vec<String> {
+    let scope = Scope::new(account, region);
+    let insts = instances_of(store, &scope);
+    let groups: HashMap<String, SecurityGroupRecord> =
+        super::scan_all::<SecurityGroupRecord>(store, &scope, SGS)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    let mut members = HashMap::new();
+    add_members(&mut members, &insts);
+    // Rules may name groups of other accounts; their members live there.
+    let mut others: Vec<&str> = Vec::new();
+    for r in groups.values().flat_map(|g| g.rules.iter()) {
+        if let Peer::Group { user_id, .. } = &r.peer {
+            if user_id != account && !others.contains(&user_id.as_str()) {
+                others.push(user_id);
+            }
+        }
+    }
+    for o in others {
+        add_members(&mut members, &instances_of(store, &Scope::new(o, region)));
+    }
+    let mut out = Vec::new();
+    let mut desired = lock(&DESIRED);
+    for i in &insts {
+        let handle = i.handle.as_ref().filter(|_| i.state == "running");
+        let Some(h) = handle else {
+            desired.remove(&i.instance_id);
+            continue;
+        };
+        let own: Vec<SecurityGroupRecord> = i
+            .groups
+            .iter()
+            .filter_map(|(id, _)| groups.get(id).cloned())
+            .collect();
+        let gateway = h.network.as_ref().map(|n| n.gateway);
+        let fw = firewall_for(&own, &members, gateway);
+        desired.insert(
+            i.instance_id.clone(),
+            ((h.supervisor_pid, h.started_at_ms), fw),
+        );
+        out.push(i.instance_id.clone());
+    }
+    out
+}
+
+/// Loads the wanted firewall of each of `ids` whose loaded one differs (a few namespaces at a
+/// time: they are independent).
+async fn apply(exec: &Exec, ids: &[String]) {
+    let mut applied = APPLIED.lock().await;
+    let mut todo = Vec::new();
+    for id in ids {
+        let want = lock(&DESIRED).get(id).cloned();
+        match want {
+            None => {
+                applied.remove(id);
+            }
+            Some(w) if applied.get(id) != Some(&w) => todo.push((id.clone(), w)),
+            Some(_) => {}
+        }
+    }
+    for chunk in todo.chunks(8) {
+        let mut set = tokio::task::JoinSet::new();
+        for (id, want) in chunk.iter().cloned() {
+            let driver = exec.driver.clone();
+            set.spawn(async move {
+                let res = driver.set_firewall(&id, &want.1).await;
+                (id, want, res)
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            let Ok((id, want, res)) = done else {
+                continue;
+            };
+            match res {
+                Ok(()) | Err(RuntimeError::Unsupported { .. }) => {
+                    applied.insert(id, want);
+                }
+                Err(RuntimeError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %id, error = %e, "cannot enforce security groups")
+                }
+            }
+        }
+    }
+    let desired = lock(&DESIRED);
+    applied.retain(|k, _| desired.contains_key(k));
+}
+
+/// Enforces the security groups of every running instance of the caller's account and region
+/// before returning (for handlers, which hold the service lock).
+pub(crate) fn enforce(c: &Ctx<'_>) {
+    let Some(exec) = c.exec else {
+        return;
+    };
+    let ids = compute(c.store, c.account(), c.region());
+    let exec: &Exec = exec;
+    // A thread of its own: the handler may run where blocking on the runtime is not allowed.
+    std::thread::scope(|s| {
+        let _ = s.spawn(|| exec.rt.block_on(apply(exec, &ids))).join();
+    });
+}
+
+/// The AMI's default login user, by its name (as on AWS).
+fn default_user(image_name: &str) -> &'static str {
+    let n = image_name.to_ascii_lowercase();
+    if n.contains("bitnami") {
+        "bitnami"
+    } else if n.contains("ubuntu") {
+        "ubuntu"
+    } else if n.contains("debian") {
+        "admin"
+    } else {
+        "ec2-user"
+    }
+}
+
+/// The instance's SSH port on the host, as a tag: kept up to date on instances launched (or
+/// tagged) with this key, whatever its value (empty while the instance does not run). Opt-in,
+/// so instances show exactly the tags their owner gave them.
+pub(crate) const SSH_PORT_TAG: &str = "ferrocloud:ssh-port";
+
+fn set_ssh_tag(store: &dyn Store, scope: &Scope, id: &str, port: Option<u16>) {
+    let mut t: Vec<(String, String)> = store
+        .get_json(scope, TAGS, id)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let Some(slot) = t.iter_mut().find(|(k, _)| k == SSH_PORT_TAG) else {
+        return;
+    };
+    let value = port.map(|p| p.to_string()).unwrap_or_default();
+    if slot.1 == value {
+        return;
+    }
+    slot.1 = value;
+    if let Err(e) = store.put_json(scope, TAGS, id, &t) {
+        tracing::warn!(instance = id, error = %e, "cannot tag the instance's ssh port");
+    }
+}
+
+/// Run inside the instance at every boot (before user data): the default user, the key pair's
+/// public key, `sshd`. Its output is console output.
+pub(crate) const SSH_SETUP: &str = r#"# ferrocloud: SSH access to the instance (written by ferrocloud; runs at every boot)
+B="${FC_BOOT:-/.ferrocloud}/ssh"
+U="$(cat "$B/user" 2>/dev/null)"
+free_id() {
+  n=$2
+  while cut -d: -f3 "$1" 2>/dev/null | grep -qx "$n"; do n=$((n + 1)); done
+  echo "$n"
+}
+if [ -n "$U" ] && [ -w /etc/passwd ] && ! grep -q "^$U:" /etc/passwd; then
+  uid=$(free_id /etc/passwd 1000)
+  gid=$(grep "^$U:" /etc/group 2>/dev/null | cut -d: -f3)
+  if [ -z "$gid" ]; then
+    gid=$(free_id /etc/group "$uid")
+    echo "$U:x:$gid:" >> /etc/group
+  fi
+  shell=/bin/bash
+  [ -x "$shell" ] || shell=/bin/sh
+  echo "$U:x:$uid:$gid::/home/$U:$shell" >> /etc/passwd
+  if [ -f /etc/shadow ] && ! grep -q "^$U:" /etc/shadow; then
+    echo "$U:*:20000:0:99999:7:::" >> /etc/shadow
+  fi
+  mkdir -p "/home/$U" && chown "$uid:$gid" "/home/$U" && chmod 755 "/home/$U"
+  if [ -d /etc/sudoers.d ]; then
+    echo "$U ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/90-ferrocloud-users
+    chmod 440 /etc/sudoers.d/90-ferrocloud-users
+  fi
+  echo "ferrocloud: created user $U"
+fi
+# A locked password must not lock key logins out.
+if [ -n "$U" ] && [ -w /etc/shadow ]; then
+  sed -i "s/^$U:![^:]*:/$U:*:/" /etc/shadow
+fi
+install_keys() {
+  entry=$(grep "^$1:" /etc/passwd | head -n 1)
+  home=$(echo "$entry" | cut -d: -f6)
+  owner=$(echo "$entry" | cut -d: -f3,4)
+  [ -n "$home" ] || return 0
+  mkdir -p "$home/.ssh" && chmod 700 "$home/.ssh"
+  touch "$home/.ssh/authorized_keys"
+  while IFS= read -r k; do
+    [ -n "$k" ] || continue
+    grep -qxF "$k" "$home/.ssh/authorized_keys" || printf '%s\n' "$k" >> "$home/.ssh/authorized_keys"
+  done < "$B/authorized_keys"
+  chmod 600 "$home/.ssh/authorized_keys"
+  chown -R "$owner" "$home/.ssh"
+}
+if [ -s "$B/authorized_keys" ]; then
+  install_keys root
+  [ -n "$U" ] && [ "$U" != root ] && install_keys "$U"
+fi
+# sshd starts beside the rest of the boot (host keys are generated on the first boot).
+[ -x /usr/sbin/sshd ] && (
+  mkdir -p /etc/ssh /run/sshd && chmod 755 /run/sshd
+  # Host keys are the instance's own: an image made from another instance brings that one's.
+  if [ "$(cat /etc/ssh/.ferrocloud-instance 2>/dev/null)" != "$FC_INSTANCE_ID" ]; then
+    rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
+    echo "$FC_INSTANCE_ID" > /etc/ssh/.ferrocloud-instance
+  fi
+  for t in ed25519 ecdsa; do
+    [ -f "/etc/ssh/ssh_host_${t}_key" ] || ssh-keygen -q -t "$t" -N '' -f "/etc/ssh/ssh_host_${t}_key" >/dev/null 2>&1
+  done
+  if ! grep -q '^sshd:' /etc/passwd; then
+    echo "sshd:x:$(free_id /etc/passwd 100):65534::/run/sshd:/usr/sbin/nologin" >> /etc/passwd
+  fi
+  if [ ! -f /etc/ssh/sshd_config ]; then
+    printf '%s\n' "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
+      "PubkeyAuthentication yes" "PermitRootLogin prohibit-password" "PrintMotd no" \
+      "HostKey /etc/ssh/ssh_host_ed25519_key" "HostKey /etc/ssh/ssh_host_ecdsa_key" \
+      "Subsystem sftp /usr/lib/openssh/sftp-server" > /etc/ssh/sshd_config
+  fi
+  if /usr/sbin/sshd -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no -E /var/log/sshd.log; then
+    echo "ferrocloud: sshd started"
+    [ -f "$B/console" ] && cat "$B/console"
+  else
+    echo "ferrocloud: sshd did not start (see /var/log/sshd.log)"
+  fi
+) &
+"#;
+
+impl Exec {
+    /// Before an instance boots (blocking): the boot waits for `net-ready` again, and the SSH
+    /// files go into the boot directory (`ssh/`; only for drivers with a root filesystem of
+    /// the instance's own: the process driver would change the host's).
+    pub(crate) fn prepare_boot(&self, rec: &InstanceRecord, boot: &Path, isolated: bool) {
+        let _ = std::fs::remove_file(boot.join("net-ready"));
+        let ssh = boot.join("ssh");
+        if !isolated {
+            let _ = std::fs::remove_dir_all(&ssh);
+            return;
+        }
+        if let Err(e) = std::fs::create_dir_all(&ssh) {
+            tracing::warn!(instance = %rec.instance_id, error = %e, "cannot prepare ssh access");
+            return;
+        }
+        let _ = std::fs::remove_file(ssh.join("console"));
+        let image = super::images::image(
+            self.store.as_ref(),
+            &rec.owner_id,
+            &rec.region,
+            &rec.image_id,
+        );
+        let user = default_user(image.as_ref().map(|i| i.name.as_str()).unwrap_or(""));
+        let _ = std::fs::write(ssh.join("setup.sh"), SSH_SETUP);
+        let _ = std::fs::write(ssh.join("user"), format!("{user}\n"));
+        // A key pair deleted since launch stays in the instance, as on AWS.
+        if let Some(name) = &rec.key_name {
+            if let Some(k) =
+                super::key_pairs::public_key(self.store.as_ref(), &rec.owner_id, &rec.region, name)
+            {
+                let k = k.trim();
+                let line = if k.split_whitespace().count() < 3 {
+                    format!("{k} {name}\n")
+                } else {
+                    format!("{k}\n")
+                };
+                let _ = std::fs::write(ssh.join("authorized_keys"), line);
+            }
+        }
+    }
+
+    /// After an instance booted: its security groups are enforced, then its boot goes on
+    /// (`net-ready`) with the ssh line for the console; instances whose rules name its groups
+    /// follow in the background.
+    pub(crate) async fn after_boot(self: &Arc<Self>, account: &str, region: &str, id: &str) {
+        let me = self.clone();
+        let (a, r) = (account.to_string(), region.to_string());
+        let _ = tokio::task::spawn_blocking(move || {
+            let _g = lock(&me.lock);
+            compute(me.store.as_ref(), &a, &r)
+        })
+        .await;
+        apply(self, &[id.to_string()]).await;
+        let port = match self.driver.inspect(id).await {
+            Ok(w) => w
+                .network
+                .and_then(|n| n.ports.into_iter().find(|p| p.container_port == 22))
+                .map(|p| p.host.port()),
+            Err(_) => None,
+        };
+        let me = self.clone();
+        let (a, r, i) = (account.to_string(), region.to_string(), id.to_string());
+        let _ = tokio::task::spawn_blocking(move || {
+            let scope = Scope::new(&a, &r);
+            let rec: Option<InstanceRecord> = {
+                let _g = lock(&me.lock);
+                set_ssh_tag(me.store.as_ref(), &scope, &i, port);
+                me.store.get_json(&scope, INSTANCES, &i).ok().flatten()
+            };
+            let boot = super::instances::instance_dir(&me.data_dir, &i).join("boot");
+            if let (Some(p), Some(rec)) = (port, rec) {
+                let user = std::fs::read_to_string(boot.join("ssh/user")).unwrap_or_default();
+                let user = user.trim();
+                let key = match &rec.key_name {
+                    Some(k) => format!("-i {k}.pem "),
+                    None => String::new(),
+                };
+                let line = format!(
+                    "ferrocloud: ssh {key}-p {p} {user}@127.0.0.1 (port 22 of {i} is published \
+                     on 127.0.0.1:{p}; its security groups must allow tcp/22)\n"
+                );
+                if boot.join("ssh").is_dir() {
+                    let _ = std::fs::write(boot.join("ssh/console"), line);
+                }
+            }
+            let _ = std::fs::write(boot.join("net-ready"), b"");
+        })
+        .await;
+        self.schedule_enforce(account, region);
+    }
+
+    /// After an instance stopped or terminated: it left its groups.
+    pub(crate) async fn after_halt(self: &Arc<Self>, account: &str, region: &str, id: &str) {
+        let me = self.clone();
+        let (a, r, i) = (account.to_string(), region.to_string(), id.to_string());
+        let _ = tokio::task::spawn_blocking(move || {
+            let _g = lock(&me.lock);
+            set_ssh_tag(me.store.as_ref(), &Scope::new(&a, &r), &i, None);
+        })
+        .await;
+        self.schedule_enforce(account, region);
+    }
+
+    /// After re-adopting instances (server restart): firewalls and ssh tags of every scope.
+    pub(crate) async fn after_recover(self: &Arc<Self>) {
+        let me = self.clone();
+        let scopes =
+            tokio::task::spawn_blocking(move || me.store.scopes(INSTANCES).unwrap_or_default())
+                .await
+                .unwrap_or_default();
+        for scope in scopes {
+            let me = self.clone();
+            let sc = scope.clone();
+            let running: Vec<String> = tokio::task::spawn_blocking(move || {
+                instances_of(me.store.as_ref(), &sc)
+                    .into_iter()
+                    .filter(|i| i.state == "running")
+                    .map(|i| i.instance_id)
+                    .collect()
+            })
+            .await
+            .unwrap_or_default();
+            for id in running {
+                let port = match self.driver.inspect(&id).await {
+                    Ok(w) => w
+                        .network
+                        .and_then(|n| n.ports.into_iter().find(|p| p.container_port == 22))
+                        .map(|p| p.host.port()),
+                    Err(_) => continue,
+                };
+                let me = self.clone();
+                let sc = scope.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _g = lock(&me.lock);
+                    set_ssh_tag(me.store.as_ref(), &sc, &id, port);
+                })
+                .await;
+            }
+            self.schedule_enforce(&scope.account, &scope.region);
+        }
+    }
+
+    /// Recompute and enforce the firewalls of a scope in the background; calls while one runs
+    /// make it run once more (so bursts of boots coalesce).
+    pub(crate) fn schedule_enforce(self: &Arc<Self>, account: &str, region: &str) {
+        let key = (account.to_string(), region.to_string());
+        {
+            let mut p = lock(&PENDING);
+            if let Some(again) = p.get_mut(&key) {
+                *again = true;
+                return;
+            }
+            p.insert(key.clone(), false);
+        }
+        let me = self.clone();
+        self.rt.spawn(async move {
+            loop {
+                let m = me.clone();
+                let k = key.clone();
+                let ids = tokio::task::spawn_blocking(move || {
+                    let _g = lock(&m.lock);
+                    compute(m.store.as_ref(), &k.0, &k.1)
+                })
+                .await
+                .unwrap_or_default();
+                apply(&me, &ids).await;
+                let mut p = lock(&PENDING);
+                if p.get(&key) == Some(&true) {
+                    p.insert(key.clone(), false);
+                } else {
+                    p.remove(&key);
+                    break;
+                }
+            }
+        });
+    }
+}
+
+/// The host port 22 of an instance is published on (linux driver).
+pub(crate) fn instance_ports() -> Vec<fc_runtime::PortSpec> {
+    vec![fc_runtime::PortSpec {
+        container_port: 22,
+        host_port: 0,
+    }]
 }
 
 #[cfg(test)]
@@ -999,6 +1576,172 @@ mod tests {
         assert!(ports("udp", None, Some(22)).is_err());
         assert_eq!(ports("icmp", Some(-1), Some(5)).unwrap(), (-1, -1));
         assert_eq!(ports("-1", Some(1), Some(2)).unwrap(), (-1, -1));
+    }
+
+    fn group(id: &str, rules: Vec<(bool, &str, i64, i64, Peer)>) -> SecurityGroupRecord {
+        SecurityGroupRecord {
+            group_id: id.into(),
+            group_name: id.into(),
+            description: String::new(),
+            vpc_id: "vpc-1".into(),
+            owner_id: "000000000000".into(),
+            rules: rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, (egress, protocol, from_port, to_port, peer))| SgRule {
+                    rule_id: format!("sgr-{i}"),
+                    egress,
+                    protocol: protocol.into(),
+                    from_port,
+                    to_port,
+                    peer,
+                    description: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn v4(cidr: &str) -> Peer {
+        Peer::Ipv4 { cidr: cidr.into() }
+    }
+
+    fn of_group(id: &str) -> Peer {
+        Peer::Group {
+            group_id: id.into(),
+            user_id: "000000000000".into(),
+        }
+    }
+
+    fn rules_of(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| l.starts_with("-A fc-")).collect()
+    }
+
+    #[test]
+    fn default_group_admits_its_members_and_allows_all_out() {
+        let g = group(
+            "sg-default",
+            vec![
+                (false, "-1", -1, -1, of_group("sg-default")),
+                (true, "-1", -1, -1, v4("0.0.0.0/0")),
+            ],
+        );
+        let members = HashMap::from([(
+            "sg-default".to_string(),
+            vec![Ipv4Addr::new(172, 31, 0, 4), Ipv4Addr::new(172, 31, 0, 5)],
+        )]);
+        let gw = Some(Ipv4Addr::new(172, 31, 0, 1));
+        let text = fc_runtime::render_firewall(&firewall_for(&[g], &members, gw)).unwrap();
+        assert_eq!(
+            rules_of(&text.ipv4),
+            [
+                "-A fc-ingress -s 172.31.0.4/32 -j ACCEPT",
+                "-A fc-ingress -s 172.31.0.5/32 -j ACCEPT",
+                "-A fc-egress -d 0.0.0.0/0 -j ACCEPT",
+            ]
+        );
+        assert!(text.ipv4.contains(":INPUT DROP"));
+        assert!(text.ipv4.contains("-A OUTPUT -d 169.254.0.0/16 -j ACCEPT"));
+        assert!(rules_of(&text.ipv6).is_empty());
+    }
+
+    #[test]
+    fn ports_protocols_and_peers_render() {
+        let web = group(
+            "sg-web",
+            vec![
+                (false, "tcp", 80, 80, v4("0.0.0.0/0")),
+                (false, "tcp", 8000, 8100, of_group("sg-app")),
+                (false, "udp", 53, 53, v4("10.0.0.0/8")),
+                (false, "icmp", 8, -1, v4("10.0.0.0/8")),
+                (false, "icmp", -1, -1, v4("192.168.0.0/16")),
+                (
+                    false,
+                    "icmpv6",
+                    128,
+                    0,
+                    Peer::Ipv6 {
+                        cidr: "::/0".into(),
+                    },
+                ),
+                (
+                    false,
+                    "tcp",
+                    443,
+                    443,
+                    Peer::Ipv6 {
+                        cidr: "2001:db8::/32".into(),
+                    },
+                ),
+                (false, "50", -1, -1, v4("10.1.0.0/16")),
+                (false, "tcp", 22, 22, of_group("sg-empty")),
+                (false, "tcp", 25, 25, Peer::PrefixList { id: "pl-1".into() }),
+                (false, "tcp", 22, 22, v4("127.0.0.1/32")),
+                (true, "tcp", 5432, 5432, of_group("sg-app")),
+            ],
+        );
+        let members = HashMap::from([("sg-app".to_string(), vec![Ipv4Addr::new(10, 0, 1, 9)])]);
+        let gw = Some(Ipv4Addr::new(10, 0, 1, 1));
+        let text = fc_runtime::render_firewall(&firewall_for(&[web], &members, gw)).unwrap();
+        assert_eq!(
+            rules_of(&text.ipv4),
+            [
+                "-A fc-ingress -s 0.0.0.0/0 -p tcp -m tcp --dport 80 -j ACCEPT",
+                "-A fc-ingress -s 10.0.1.9/32 -p tcp -m tcp --dport 8000:8100 -j ACCEPT",
+                "-A fc-ingress -s 10.0.0.0/8 -p udp -m udp --dport 53 -j ACCEPT",
+                "-A fc-ingress -s 10.0.0.0/8 -p icmp -m icmp --icmp-type 8 -j ACCEPT",
+                "-A fc-ingress -s 192.168.0.0/16 -p icmp -j ACCEPT",
+                "-A fc-ingress -s 10.1.0.0/16 -p 50 -j ACCEPT",
+                // Host connections (published ports) come from the gateway.
+                "-A fc-ingress -s 127.0.0.1/32 -p tcp -m tcp --dport 22 -j ACCEPT",
+                "-A fc-ingress -s 10.0.1.1/32 -p tcp -m tcp --dport 22 -j ACCEPT",
+                "-A fc-egress -d 10.0.1.9/32 -p tcp -m tcp --dport 5432 -j ACCEPT",
+            ]
+        );
+        assert_eq!(
+            rules_of(&text.ipv6),
+            [
+                "-A fc-ingress -s ::/0 -p ipv6-icmp -m icmp6 --icmpv6-type 128/0 -j ACCEPT",
+                "-A fc-ingress -s 2001:db8::/32 -p tcp -m tcp --dport 443 -j ACCEPT",
+            ]
+        );
+        // No egress rule at all: nothing new goes out (but link-local still does).
+        assert!(!text.ipv4.contains("-A fc-egress -d 0.0.0.0/0"));
+    }
+
+    #[test]
+    fn rules_of_all_groups_add_up() {
+        let a = group("sg-a", vec![(false, "tcp", 22, 22, v4("10.0.0.0/8"))]);
+        let b = group("sg-b", vec![(true, "-1", -1, -1, v4("0.0.0.0/0"))]);
+        let fw = firewall_for(&[a, b], &HashMap::new(), None);
+        assert_eq!(fw.ingress.len(), 1);
+        assert_eq!(fw.egress.len(), 1);
+        assert_eq!(
+            fw.ingress[0].protocol,
+            FirewallProtocol::Tcp { from: 22, to: 22 }
+        );
+        assert!(firewall_for(&[], &HashMap::new(), None) == Firewall::default());
+    }
+
+    #[test]
+    fn default_users_by_ami_name() {
+        assert_eq!(
+            default_user("al2023-ami-2023.6.20241212.0-kernel-6.1-x86_64"),
+            "ec2-user"
+        );
+        assert_eq!(
+            default_user("amzn2-ami-kernel-5.10-hvm-2.0-x86_64-gp2"),
+            "ec2-user"
+        );
+        assert_eq!(
+            default_user("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server"),
+            "ubuntu"
+        );
+        assert_eq!(default_user("debian-12-amd64-20241201-1948"), "admin");
+        assert_eq!(
+            default_user("bitnami-nginx-1.27.3-0-linux-debian-12-x86_64"),
+            "bitnami"
+        );
+        assert_eq!(default_user("my-custom-image"), "ec2-user");
     }
 
     #[test]

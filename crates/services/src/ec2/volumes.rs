@@ -1,12 +1,13 @@
 //! EBS volumes and snapshots, control plane and data. Each volume's data is a directory under
 //! the service's data directory ([`volume_path`]: `volumes/<vol-id>/`, the filesystem an
-//! instance will see), each snapshot a copy of it ([`snapshot_path`]:
-//! `snapshots/<snap-id>/`); a volume created from a snapshot starts as a copy of the
-//! snapshot's data. Sizes are enforced by the API, not on the data.
+//! instance sees when the volume is attached, see `storage`), each snapshot a copy of it
+//! ([`snapshot_path`]: `snapshots/<snap-id>/`); a volume created from a snapshot starts as a
+//! copy of the snapshot's data. Sizes are enforced by the API, not on the data.
 //!
 //! Encryption: encrypted volumes and snapshots record their KMS key id (the account's
-//! `alias/aws/ebs` key unless one is given); real at-rest encryption comes with the instance
-//! work. Attachments come with instances too; their fields are kept in [`VolumeRecord`].
+//! `alias/aws/ebs` key unless one is given) and their data directory holds only an encrypted
+//! archive (`crypt`); copies of it stay encrypted. Attachments (`storage`) are kept in
+//! [`VolumeRecord`]; a snapshot of an attached volume captures its current data.
 
 use super::{
     bool_s, check_dry_run_v, check_id, default_kms_key, filters, images, invalid_value, matches,
@@ -91,44 +92,58 @@ pub fn snapshot_path(data_dir: &Path, snapshot_id: &str) -> PathBuf {
     data_dir.join("snapshots").join(snapshot_id)
 }
 
-/// Copy a directory tree (files, directories, symbolic links); returns the bytes copied.
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<u64> {
-    std::fs::create_dir_all(dst)?;
-    let mut bytes = 0;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        let to = dst.join(entry.file_name());
-        if ty.is_dir() {
-            bytes += copy_tree(&entry.path(), &to)?;
-        } else if ty.is_symlink() {
-            let target = std::fs::read_link(entry.path())?;
-            std::os::unix::fs::symlink(target, &to)?;
-        } else {
-            bytes += std::fs::copy(entry.path(), &to)?;
-        }
-    }
-    Ok(bytes)
+/// Bytes of the regular files under `p`.
+pub(crate) fn tree_bytes(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
-/// Make `dst` a copy of `src` (or empty when `src` does not exist).
-fn clone_data(src: Option<&Path>, dst: &Path) -> Result<u64, ApiError> {
+/// Copy a directory tree over `dst` with `cp -a` (owners, modes, links, xattrs and overlayfs
+/// whiteouts kept).
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dst)
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Make `dst` a copy of `src` (or empty when `src` does not exist); returns its bytes.
+pub(crate) fn clone_data(src: Option<&Path>, dst: &Path) -> Result<u64, ApiError> {
+    clone_layers(src.into_iter().collect::<Vec<_>>().as_slice(), dst)
+}
+
+/// Make `dst` the union of `srcs` copied in order (later ones win); returns its bytes.
+pub(crate) fn clone_layers(srcs: &[&Path], dst: &Path) -> Result<u64, ApiError> {
     let fail = |e: std::io::Error| {
         ApiError::internal(format!("cannot prepare data at {}: {e}", dst.display()))
     };
     if dst.exists() {
         std::fs::remove_dir_all(dst).map_err(fail)?;
     }
-    match src.filter(|s| s.is_dir()) {
-        Some(s) => copy_tree(s, dst).map_err(fail),
-        None => {
-            std::fs::create_dir_all(dst).map_err(fail)?;
-            Ok(0)
-        }
+    std::fs::create_dir_all(dst).map_err(fail)?;
+    for s in srcs.iter().filter(|s| s.is_dir()) {
+        copy_tree(s, dst).map_err(fail)?;
     }
+    Ok(tree_bytes(dst))
 }
 
-fn remove_data(path: &Path) {
+pub(crate) fn remove_data(path: &Path) {
     if let Err(e) = std::fs::remove_dir_all(path) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(path = %path.display(), error = %e, "cannot remove ebs data");
@@ -165,7 +180,7 @@ fn rules(volume_type: &str) -> Option<TypeRules> {
 }
 
 /// Check size, IOPS and throughput for a volume type; returns (iops, throughput) to store.
-fn check_volume(
+pub(crate) fn check_volume(
     volume_type: &str,
     size: i64,
     iops: Option<i64>,
@@ -260,7 +275,7 @@ fn snapshot_not_found(id: &str) -> ApiError {
     )
 }
 
-fn require_volume(c: &Ctx<'_>, id: &str) -> Result<VolumeRecord, ApiError> {
+pub(crate) fn require_volume(c: &Ctx<'_>, id: &str) -> Result<VolumeRecord, ApiError> {
     check_id(id, "vol", "InvalidVolumeID.Malformed")?;
     c.get::<VolumeRecord>(VOLUMES, id)?
         .ok_or_else(|| volume_not_found(id))
@@ -331,6 +346,9 @@ pub(crate) fn copy_snapshot_record(
         &snapshot_path(c.data_dir, &id),
     )?;
     let encrypted = kms.is_some() || src.is_some_and(|s| s.encrypted);
+    if encrypted {
+        seal(c, &snapshot_path(c.data_dir, &id))?;
+    }
     let kms_key_id = kms.or_else(|| src.and_then(|s| s.kms_key_id.clone()));
     let rec = SnapshotRecord {
         snapshot_id: id.clone(),
@@ -347,6 +365,12 @@ pub(crate) fn copy_snapshot_record(
     };
     c.put(SNAPSHOTS, &id, &rec)?;
     Ok(rec)
+}
+
+/// Make a data directory encrypted at rest (no-op when it already is).
+pub(crate) fn seal(c: &Ctx<'_>, dir: &Path) -> Result<(), ApiError> {
+    super::crypt::seal_in_place(c.data_dir, dir)
+        .map_err(|e| ApiError::internal(format!("cannot encrypt {}: {e}", dir.display())))
 }
 
 /// Delete one of the caller's snapshots with its data; `false` when it does not exist.
@@ -477,6 +501,12 @@ pub(crate) fn create_volume(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
             .as_deref(),
         &volume_path(c.data_dir, &id),
     )?;
+    if encrypted {
+        if let Err(e) = seal(c, &volume_path(c.data_dir, &id)) {
+            remove_data(&volume_path(c.data_dir, &id));
+            return Err(e);
+        }
+    }
     let v = VolumeRecord {
         volume_id: id.clone(),
         size,
@@ -804,11 +834,46 @@ pub(crate) fn create_snapshot(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiEr
     }
     let t = spec_tags(input, "snapshot")?;
     check_dry_run_v(input)?;
+    let s = snapshot_volume(c, &v, description)?;
+    tags::add(c, &s.snapshot_id, &t)?;
+    let mut out = snapshot_value(c, &s)?;
+    out["State"] = json!("pending");
+    out["Progress"] = json!("");
+    if let Some(o) = out.as_object_mut() {
+        o.remove("CompletionTime");
+    }
+    Ok(out)
+}
+
+/// Snapshot a volume's current data (an attached volume's too) and record it.
+pub(crate) fn snapshot_volume(
+    c: &Ctx<'_>,
+    v: &VolumeRecord,
+    description: &str,
+) -> Result<SnapshotRecord, ApiError> {
+    let vol_id = v.volume_id.as_str();
     let id = fc_types::ids::ec2_id("snap");
-    let bytes = clone_data(
-        Some(&volume_path(c.data_dir, vol_id)),
-        &snapshot_path(c.data_dir, &id),
-    )?;
+    // An open (attached) encrypted volume's current data is in memory: seal that.
+    let open = if v.encrypted {
+        super::crypt::snapshot_open(c.data_dir, vol_id, &snapshot_path(c.data_dir, &id))
+            .map_err(|e| ApiError::internal(format!("cannot snapshot {vol_id}: {e}")))?
+    } else {
+        None
+    };
+    let bytes = match open {
+        Some(n) => n,
+        None => match super::storage::root_sources(c, v)? {
+            // A root volume's data is its instance's root filesystem changes.
+            Some(srcs) => clone_layers(
+                &srcs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+                &snapshot_path(c.data_dir, &id),
+            )?,
+            None => clone_data(
+                Some(&volume_path(c.data_dir, vol_id)),
+                &snapshot_path(c.data_dir, &id),
+            )?,
+        },
+    };
     let s = SnapshotRecord {
         snapshot_id: id.clone(),
         volume_id: vol_id.to_string(),
@@ -823,14 +888,7 @@ pub(crate) fn create_snapshot(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiEr
         data_bytes: bytes,
     };
     c.put(SNAPSHOTS, &id, &s)?;
-    tags::add(c, &id, &t)?;
-    let mut out = snapshot_value(c, &s)?;
-    out["State"] = json!("pending");
-    out["Progress"] = json!("");
-    if let Some(o) = out.as_object_mut() {
-        o.remove("CompletionTime");
-    }
-    Ok(out)
+    Ok(s)
 }
 
 pub(crate) fn describe_snapshots(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiError> {

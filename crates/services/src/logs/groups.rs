@@ -407,22 +407,92 @@ impl Logs {
         let prefix = inp.log_group_name_prefix.clone().unwrap_or_default();
         let pattern = inp.log_group_name_pattern.clone().unwrap_or_default();
         let class = inp.log_group_class.clone();
-        let (groups, more) = self.scan_groups(&scope, &prefix, after, limit, &|g| {
+        let (groups, more) = self.scan_decoded_groups(&scope, &prefix, after, limit, &|g| {
             g.name.contains(pattern.as_str()) && class.iter().all(|c| *c == g.log_group_class)
         })?;
+        let next = if more {
+            groups.last().map(|g| g.rec.name.clone())
+        } else {
+            None
+        };
         let mut out = json!({
-            "logGroups": groups
-                .iter()
-                .map(|g| self.group_json(&ctx.region, &ctx.account, g))
-                .collect::<Vec<_>>(),
+            "logGroups": groups.iter().map(|g| g.json.clone()).collect::<Vec<_>>(),
         });
-        if more {
-            if let (Some(last), Some(o)) = (groups.last(), out.as_object_mut()) {
-                o.insert(
-                    "nextToken".into(),
-                    json!(fc_types::page::encode(token_scope, &last.name)),
-                );
+        if let (Some(last), Some(o)) = (next, out.as_object_mut()) {
+            o.insert(
+                "nextToken".into(),
+                json!(fc_types::page::encode(token_scope, &last)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Like [`Logs::scan_groups`], with each record decoded (and its `DescribeLogGroups` entry
+    /// built) only when its stored bytes changed since it was last seen.
+    fn scan_decoded_groups(
+        &self,
+        scope: &Scope,
+        prefix: &str,
+        mut after: Option<String>,
+        limit: usize,
+        keep: &dyn Fn(&GroupRecord) -> bool,
+    ) -> Result<(Vec<Arc<DecodedGroup>>, bool), ApiError> {
+        let mut out = Vec::new();
+        // Enough for one page when every record is kept, more for filters.
+        let chunk = limit.saturating_add(1).min(CHUNK);
+        loop {
+            let page = self
+                .store
+                .scan(scope, GROUPS, prefix, after.as_deref(), chunk)
+                .map_err(store_error)?;
+            let decoded = self.decode_groups(scope, page.items)?;
+            for g in decoded {
+                after = Some(g.rec.name.clone());
+                if keep(&g.rec) {
+                    if out.len() == limit {
+                        return Ok((out, true));
+                    }
+                    out.push(g);
+                }
             }
+            if !page.more {
+                return Ok((out, false));
+            }
+        }
+    }
+
+    /// Decoded group records of one scan page, reusing earlier decodings of the same bytes.
+    fn decode_groups(
+        &self,
+        scope: &Scope,
+        items: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<Arc<DecodedGroup>>, ApiError> {
+        let mut cache = self
+            .decoded_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::with_capacity(items.len());
+        let mut lookup = (scope.clone(), String::new());
+        for (key, raw) in items {
+            lookup.1 = key;
+            if let Some(g) = cache.get(&lookup).filter(|g| g.raw == raw) {
+                out.push(Arc::clone(g));
+                continue;
+            }
+            let rec: GroupRecord = serde_json::from_slice(&raw).map_err(|e| {
+                store_error(fc_store::StoreError::Decode {
+                    table: GROUPS.to_string(),
+                    key: lookup.1.clone(),
+                    reason: e.to_string(),
+                })
+            })?;
+            let json = self.group_json(&scope.region, &scope.account, &rec);
+            let g = Arc::new(DecodedGroup { raw, rec, json });
+            if cache.len() >= DECODED_GROUPS_MAX {
+                cache.clear();
+            }
+            cache.insert(lookup.clone(), Arc::clone(&g));
+            out.push(g);
         }
         Ok(out)
     }

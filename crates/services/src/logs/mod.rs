@@ -31,7 +31,7 @@ use fc_protocol::ApiError;
 use fc_store::{Scope, Store, StoreExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 const GROUPS: &str = "logs.groups";
@@ -53,7 +53,22 @@ pub struct Logs {
     store: Arc<dyn Store>,
     /// Serializes mutations (they read-modify-write group and stream records).
     lock: Mutex<()>,
+    /// Decoded group records and their `DescribeLogGroups` entries, by scope and name, each
+    /// with the stored bytes it was decoded from: reused while the stored record is still
+    /// byte-for-byte the same, so the store stays the only source of truth (resets, imports
+    /// and every writer invalidate it without knowing about it).
+    decoded_groups: Mutex<HashMap<(Scope, String), Arc<DecodedGroup>>>,
 }
+
+/// A group record decoded once (see [`Logs::decoded_groups`]).
+struct DecodedGroup {
+    raw: Vec<u8>,
+    rec: GroupRecord,
+    json: Value,
+}
+
+/// Most entries kept in [`Logs::decoded_groups`] (emptied when full).
+const DECODED_GROUPS_MAX: usize = 10_000;
 
 /// A log group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +127,7 @@ impl Logs {
         Logs {
             store,
             lock: Mutex::new(()),
+            decoded_groups: Mutex::new(HashMap::new()),
         }
     }
 

@@ -17,9 +17,12 @@ fn bucket_name(input: &Value) -> Result<String, ApiError> {
 
 impl S3 {
     pub(crate) fn save_bucket(&self, scope: &Scope, b: &BucketRec) -> Result<(), ApiError> {
-        self.store
+        let written = self
+            .store
             .put_json(scope, T_BUCKETS, &b.name, b)
-            .map_err(store_err)
+            .map_err(store_err);
+        self.buckets_changed();
+        written
     }
 
     /// The bucket of `input`, checked against the bucket policy.

@@ -1,7 +1,10 @@
-//! Object content on disk, addressed by the SHA-256 of the bytes: bodies stream into a temp file
-//! while MD5, SHA-256 and the requested checksums are computed, get fsynced and are renamed into
-//! place only when complete, so a crash mid-upload never leaves a half object visible. Also the
-//! decoder of the `aws-chunked` framing current SDKs send.
+//! Object content: small bodies (at most [`INLINE_MAX`] bytes) are kept in memory and end up
+//! inline in the object's record (one durable store write); larger ones stream into a temp file
+//! while MD5 and the requested checksums are computed on another thread, get fsynced and are
+//! renamed into place only when complete, so a crash mid-upload never leaves a half object
+//! visible. Content files are named by a random id (reference-counted in the store, so copies
+//! share one file); files of older versions are named by their SHA-256, which works the same.
+//! Also the decoder of the `aws-chunked` framing current SDKs send.
 
 use base64::Engine;
 use fc_protocol::{ApiError, BodyIn};
@@ -72,12 +75,15 @@ impl Algo {
     pub const ALL: [Algo; 4] = [Algo::Crc32, Algo::Crc32c, Algo::Sha1, Algo::Sha256];
 }
 
+/// Bodies up to this size are stored inline in their object record.
+pub const INLINE_MAX: usize = 64 * 1024;
+
 /// Running digests over a body.
 pub struct Hashes {
     md5: Md5,
-    sha256: Sha256,
-    crc32: crc32fast::Hasher,
-    crc32c: u32,
+    sha256: Option<Sha256>,
+    /// CRC32 and CRC32C, when computed.
+    crcs: Option<(crc32fast::Hasher, u32)>,
     sha1: Option<Sha1>,
     pub size: u64,
 }
@@ -90,6 +96,8 @@ pub struct Digests {
     pub sha256: Vec<u8>,
     pub crc32: u32,
     pub crc32c: u32,
+    /// Whether `crc32` and `crc32c` were computed.
+    pub crcs: bool,
     pub sha1: Option<Vec<u8>>,
     pub size: u64,
 }
@@ -99,9 +107,11 @@ impl Digests {
     pub fn checksum(&self, algo: Algo) -> Option<String> {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         Some(match algo {
+            Algo::Crc32 | Algo::Crc32c if !self.crcs => return None,
             Algo::Crc32 => b64(&self.crc32.to_be_bytes()),
             Algo::Crc32c => b64(&self.crc32c.to_be_bytes()),
             Algo::Sha1 => b64(self.sha1.as_ref()?),
+            Algo::Sha256 if self.sha256.is_empty() => return None,
             Algo::Sha256 => b64(&self.sha256),
         })
     }
@@ -113,34 +123,51 @@ impl Digests {
 }
 
 impl Hashes {
+    /// Every digest (SHA-1 only when asked).
     pub fn new(with_sha1: bool) -> Self {
+        Hashes::select(with_sha1, true)
+    }
+    /// MD5 always; SHA-1 when asked; SHA-256 and the CRCs only when `full` (otherwise
+    /// `Digests::sha256` is empty and [`Digests::checksum`] has none of them).
+    pub fn select(with_sha1: bool, full: bool) -> Self {
         Hashes {
             md5: Md5::new(),
-            sha256: Sha256::new(),
-            crc32: crc32fast::Hasher::new(),
-            crc32c: 0,
+            sha256: full.then(Sha256::new),
+            crcs: full.then(|| (crc32fast::Hasher::new(), 0)),
             sha1: with_sha1.then(Sha1::new),
             size: 0,
         }
     }
     pub fn update(&mut self, data: &[u8]) {
         self.md5.update(data);
-        self.sha256.update(data);
-        self.crc32.update(data);
-        self.crc32c = crc32c::crc32c_append(self.crc32c, data);
+        if let Some(s) = self.sha256.as_mut() {
+            s.update(data);
+        }
+        if let Some((crc32, crc32c)) = self.crcs.as_mut() {
+            crc32.update(data);
+            *crc32c = crc32c::crc32c_append(*crc32c, data);
+        }
         if let Some(s) = self.sha1.as_mut() {
             s.update(data);
         }
         self.size += data.len() as u64;
     }
     pub fn finish(self) -> Digests {
-        let sha256 = self.sha256.finalize().to_vec();
+        let sha256 = self
+            .sha256
+            .map(|s| s.finalize().to_vec())
+            .unwrap_or_default();
         Digests {
             md5: self.md5.finalize().into(),
             sha256_hex: hex::encode(&sha256),
             sha256,
-            crc32: self.crc32.finalize(),
-            crc32c: self.crc32c,
+            crcs: self.crcs.is_some(),
+            crc32: self
+                .crcs
+                .as_ref()
+                .map(|(c, _)| c.clone().finalize())
+                .unwrap_or(0),
+            crc32c: self.crcs.map(|(_, c)| c).unwrap_or(0),
             sha1: self.sha1.map(|s| s.finalize().to_vec()),
             size: self.size,
         }
@@ -337,10 +364,14 @@ pub fn looks_chunked(first: &[u8]) -> bool {
 // ------------------------------------------------------------------------------------------
 // The content store.
 
-/// A body written to a temp file, not yet visible.
+/// A body received and hashed, not yet visible: in memory (small bodies, when allowed) or in a
+/// temp file.
 #[derive(Debug)]
 pub struct Staged {
-    pub tmp: PathBuf,
+    /// The temp file; `None` when the body is in `data`.
+    pub tmp: Option<PathBuf>,
+    /// The whole body, when it is small enough to be stored inline.
+    pub data: Option<Vec<u8>>,
     pub digests: Digests,
     /// Trailers of an aws-chunked body.
     pub trailers: Vec<(String, String)>,
@@ -350,6 +381,77 @@ pub struct Staged {
 #[derive(Debug, Clone)]
 pub struct ContentStore {
     root: PathBuf,
+}
+
+fn body_err(e: fc_protocol::body::BodyError) -> ApiError {
+    match e {
+        fc_protocol::body::BodyError::TooLarge(_) => ApiError::client(
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size",
+        ),
+        other => ApiError::client("IncompleteBody", other.to_string()),
+    }
+}
+
+/// Chunks in flight between the receiving task and the hashing and writing threads.
+const PIPE_DEPTH: usize = 32;
+
+/// A temp file being written by one blocking thread while another hashes the same chunks, so
+/// MD5 (the bound of large uploads) runs alongside the copy into the file.
+struct FilePipe {
+    to_hasher: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    to_writer: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    hasher: tokio::task::JoinHandle<Hashes>,
+    writer: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl FilePipe {
+    fn start(tmp: &Path, hashes: Hashes) -> Result<FilePipe, ApiError> {
+        let file = std::fs::File::create(tmp).map_err(|e| io_err(tmp, e))?;
+        let (to_hasher, mut hrx) = tokio::sync::mpsc::channel::<bytes::Bytes>(PIPE_DEPTH);
+        let (to_writer, mut wrx) = tokio::sync::mpsc::channel::<bytes::Bytes>(PIPE_DEPTH);
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut hashes = hashes;
+            while let Some(b) = hrx.blocking_recv() {
+                hashes.update(&b);
+            }
+            hashes
+        });
+        let writer = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = file;
+            while let Some(b) = wrx.blocking_recv() {
+                file.write_all(&b)?;
+            }
+            file.sync_all()
+        });
+        Ok(FilePipe {
+            to_hasher,
+            to_writer,
+            hasher,
+            writer,
+        })
+    }
+
+    async fn send(&self, b: bytes::Bytes, tmp: &Path) -> Result<(), ApiError> {
+        let gone = || ApiError::internal(format!("writing {} stopped", tmp.display()));
+        self.to_hasher.send(b.clone()).await.map_err(|_| gone())?;
+        self.to_writer.send(b).await.map_err(|_| gone())
+    }
+
+    /// Wait for the file to be written and fsynced; the digests.
+    async fn finish(self, tmp: &Path) -> Result<Hashes, ApiError> {
+        let FilePipe {
+            to_hasher,
+            to_writer,
+            hasher,
+            writer,
+        } = self;
+        drop((to_hasher, to_writer));
+        let joined = |e: tokio::task::JoinError| ApiError::internal(e.to_string());
+        writer.await.map_err(joined)?.map_err(|e| io_err(tmp, e))?;
+        hasher.await.map_err(joined)
+    }
 }
 
 impl ContentStore {
@@ -365,7 +467,7 @@ impl ContentStore {
         Ok(ContentStore { root })
     }
 
-    /// Where the content with this SHA-256 lives.
+    /// Where the content with this id lives.
     pub fn path(&self, hash: &str) -> PathBuf {
         let shard = hash.get(..2).unwrap_or("00");
         self.root.join("objects").join(shard).join(hash)
@@ -377,7 +479,7 @@ impl ContentStore {
             .join(uuid::Uuid::new_v4().simple().to_string())
     }
 
-    /// Every content hash on disk (for the start-up sweep of unreferenced files).
+    /// Every content id on disk (for the start-up sweep of unreferenced files).
     pub fn all_hashes(&self) -> Vec<String> {
         let mut out = Vec::new();
         let Ok(shards) = std::fs::read_dir(self.root.join("objects")) else {
@@ -393,67 +495,135 @@ impl ContentStore {
         out
     }
 
-    /// Stream `body` into a temp file, decoding aws-chunked framing when `chunked`.
+    /// Receive `body`, decoding aws-chunked framing when `chunked` (`None`: sniff it). A body
+    /// of at most `inline_max` bytes stays in memory ([`Staged::data`]); a larger one streams
+    /// into a temp file. SHA-256 and the CRCs are computed only when `full`.
     pub async fn stage(
         &self,
         mut body: BodyIn,
         chunked: Option<bool>,
         with_sha1: bool,
+        full: bool,
+        inline_max: usize,
     ) -> Result<Staged, ApiError> {
-        let tmp = self.tmp_path();
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| io_err(&tmp, e))?;
-        let mut hashes = Hashes::new(with_sha1);
         let mut decoder: Option<ChunkDecoder> = match chunked {
             Some(true) => Some(ChunkDecoder::new()),
             _ => None,
         };
+        let mut hashes = Some(Hashes::select(with_sha1, full));
+        // Small bodies: kept here until they outgrow `inline_max`.
+        let mut held: Vec<bytes::Bytes> = Vec::new();
+        let mut held_len = 0usize;
+        let mut pipe: Option<(PathBuf, FilePipe)> = None;
         let mut first = true;
         let result: Result<(), ApiError> = async {
             while let Some(chunk) = body.next_chunk().await {
-                let chunk = chunk.map_err(|e| match e {
-                    fc_protocol::body::BodyError::TooLarge(_) => ApiError::client(
-                        "EntityTooLarge",
-                        "Your proposed upload exceeds the maximum allowed size",
-                    ),
-                    other => ApiError::client("IncompleteBody", other.to_string()),
-                })?;
+                let chunk = chunk.map_err(body_err)?;
                 if first {
                     first = false;
                     if chunked.is_none() && looks_chunked(&chunk) {
                         decoder = Some(ChunkDecoder::new());
                     }
                 }
-                match decoder.as_mut() {
+                let data = match decoder.as_mut() {
                     Some(d) => {
                         let mut buf: Vec<u8> = Vec::with_capacity(chunk.len());
                         d.feed(&chunk, &mut |b| buf.extend_from_slice(b))?;
-                        hashes.update(&buf);
-                        file.write_all(&buf).await.map_err(|e| io_err(&tmp, e))?;
+                        bytes::Bytes::from(buf)
                     }
-                    None => {
-                        hashes.update(&chunk);
-                        file.write_all(&chunk).await.map_err(|e| io_err(&tmp, e))?;
+                    None => chunk,
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if pipe.is_none() && held_len + data.len() <= inline_max {
+                    held_len += data.len();
+                    held.push(data);
+                    continue;
+                }
+                if pipe.is_none() {
+                    let tmp = self.tmp_path();
+                    let h = hashes.take().expect("hashes move to the pipe once");
+                    let p = FilePipe::start(&tmp, h)?;
+                    for b in held.drain(..) {
+                        p.send(b, &tmp).await?;
                     }
+                    pipe = Some((tmp, p));
+                }
+                if let Some((tmp, p)) = pipe.as_ref() {
+                    p.send(data, tmp).await?;
                 }
             }
             if let Some(d) = decoder.as_mut() {
                 d.finish()?;
             }
-            file.flush().await.map_err(|e| io_err(&tmp, e))?;
-            file.sync_all().await.map_err(|e| io_err(&tmp, e))?;
             Ok(())
         }
         .await;
-        if let Err(e) = result {
+        let trailers = decoder.map(|d| d.trailers).unwrap_or_default();
+        match (result, pipe) {
+            (Err(e), Some((tmp, p))) => {
+                drop(p.finish(&tmp).await);
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+            (Err(e), None) => Err(e),
+            (Ok(()), Some((tmp, p))) => match p.finish(&tmp).await {
+                Ok(h) => Ok(Staged {
+                    tmp: Some(tmp),
+                    data: None,
+                    digests: h.finish(),
+                    trailers,
+                }),
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    Err(e)
+                }
+            },
+            (Ok(()), None) => {
+                let mut h = hashes.take().expect("no pipe took the hashes");
+                let mut data = Vec::with_capacity(held_len);
+                for b in &held {
+                    h.update(b);
+                    data.extend_from_slice(b);
+                }
+                if inline_max == 0 {
+                    // The caller wants a file even for an empty body.
+                    let mut staged = self.stage_bytes(&data, with_sha1).await?;
+                    staged.trailers = trailers;
+                    return Ok(staged);
+                }
+                Ok(Staged {
+                    tmp: None,
+                    data: Some(data),
+                    digests: h.finish(),
+                    trailers,
+                })
+            }
+        }
+    }
+
+    /// Write `data` (part of an inline object) into a new staged file.
+    pub async fn stage_bytes(&self, data: &[u8], with_sha1: bool) -> Result<Staged, ApiError> {
+        let tmp = self.tmp_path();
+        let mut h = Hashes::new(with_sha1);
+        h.update(data);
+        let written = async {
+            let mut f = tokio::fs::File::create(&tmp).await?;
+            f.write_all(data).await?;
+            f.flush().await?;
+            f.sync_all().await
+        }
+        .await;
+        if let Err(e) = written {
             let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
+            return Err(io_err(&tmp, e));
         }
         Ok(Staged {
-            tmp,
-            digests: hashes.finish(),
-            trailers: decoder.map(|d| d.trailers).unwrap_or_default(),
+            tmp: Some(tmp),
+            data: None,
+            digests: h.finish(),
+            trailers: Vec::new(),
         })
     }
 
@@ -504,24 +674,24 @@ impl ContentStore {
             return Err(e);
         }
         Ok(Staged {
-            tmp,
+            tmp: Some(tmp),
+            data: None,
             digests: hashes.finish(),
             trailers: Vec::new(),
         })
     }
 
-    /// Move a staged file into place under its hash (dropping it when the content exists).
+    /// Move a staged file into place under a new content id (the id).
     pub fn commit(&self, staged: &Staged) -> Result<String, ApiError> {
-        let hash = staged.digests.sha256_hex.clone();
+        let Some(tmp) = staged.tmp.as_deref() else {
+            return Err(ApiError::internal("no staged file to commit"));
+        };
+        let hash = uuid::Uuid::new_v4().simple().to_string();
         let dest = self.path(&hash);
-        if dest.exists() {
-            let _ = std::fs::remove_file(&staged.tmp);
-            return Ok(hash);
-        }
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
         }
-        std::fs::rename(&staged.tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        std::fs::rename(tmp, &dest).map_err(|e| io_err(&dest, e))?;
         if let Some(parent) = dest.parent() {
             if let Ok(dir) = std::fs::File::open(parent) {
                 let _ = dir.sync_all();
@@ -532,7 +702,9 @@ impl ContentStore {
 
     /// Throw a staged file away.
     pub fn discard(&self, staged: &Staged) {
-        let _ = std::fs::remove_file(&staged.tmp);
+        if let Some(tmp) = &staged.tmp {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 
     /// Delete a content file no version references any more.

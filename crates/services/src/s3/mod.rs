@@ -4,7 +4,8 @@
 //!
 //! Files: `model` (persisted records and store layout), `content` (content files, hashing,
 //! aws-chunked decoding), `util` (ranges, listing, encodings), `buckets`, `objects`,
-//! `multipart`, `notify`, `lifecycle`.
+//! `multipart`, `notify`, `lifecycle`, `cors` (preflight answers and CORS headers, which the
+//! server asks for: they are not API operations).
 //!
 //! Conventions with the server beyond the model: a ranged `GetObject` puts `"__status": 206`
 //! in its output value (the model has no status member for it); for streamed uploads the
@@ -14,6 +15,7 @@
 
 mod buckets;
 pub mod content;
+mod cors;
 mod lifecycle;
 pub mod model;
 mod multipart;
@@ -35,19 +37,42 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The S3 service.
 pub struct S3 {
     store: Arc<dyn Store>,
     content: ContentStore,
     bus: Arc<Bus>,
-    /// Serializes metadata mutations (version moves and content reference counts).
-    lock: Mutex<()>,
+    /// Serializes metadata mutations: held exclusively by every mutation except object
+    /// puts, which hold it shared plus the stripe of their key (see [`S3::key_guard`]), so
+    /// puts of different keys run (and commit, grouped by the store) concurrently.
+    lock: RwLock<()>,
+    /// Per-key stripes under the shared `lock`.
+    stripes: Vec<Mutex<()>>,
+    /// Serializes content reference count changes (read, then write) until they are durable.
+    refs_lock: Mutex<()>,
     /// Enforce bucket policies (strict auth mode).
     enforce: AtomicBool,
     last_seq: AtomicU64,
+    /// Buckets as last read from the store, by name (see [`S3::bucket`]).
+    buckets: Mutex<BucketCache>,
+    /// Bumped after every write of a bucket record or name; cached buckets read under an
+    /// older value are not used.
+    bucket_gen: AtomicU64,
 }
+
+/// See [`S3::bucket`].
+#[derive(Default)]
+struct BucketCache {
+    /// The store's [`fc_store::Store::generation`] and our `bucket_gen` when filled.
+    store_gen: u64,
+    own_gen: u64,
+    map: HashMap<String, (Scope, BucketRec)>,
+}
+
+/// Most buckets kept in the cache (emptied when full).
+const BUCKET_CACHE_MAX: usize = 4096;
 
 pub(crate) fn store_err(e: fc_store::StoreError) -> ApiError {
     crate::common::store_error(e)
@@ -93,6 +118,26 @@ pub(crate) fn canonical_id(account: &str) -> String {
 
 pub(crate) fn owner_value(account: &str) -> Value {
     json!({"DisplayName": "webfile", "ID": canonical_id(account)})
+}
+
+/// Number of per-key lock stripes.
+const STRIPES: usize = 64;
+
+/// See [`S3::key_guard`]; the stripe is released before the shared lock.
+pub(crate) struct KeyGuard<'a> {
+    _key: MutexGuard<'a, ()>,
+    _shared: RwLockReadGuard<'a, ()>,
+}
+
+/// Run blocking store work (which waits for a durable commit) without stalling the runtime's
+/// worker: other requests keep being served meanwhile, so their commits can group.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Pending store writes plus content reference changes, applied atomically.
@@ -148,9 +193,13 @@ impl S3 {
             store,
             content,
             bus,
-            lock: Mutex::new(()),
+            lock: RwLock::new(()),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            refs_lock: Mutex::new(()),
             enforce: AtomicBool::new(false),
             last_seq: AtomicU64::new(0),
+            buckets: Mutex::new(BucketCache::default()),
+            bucket_gen: AtomicU64::new(0),
         };
         s3.sweep_unreferenced()?;
         Ok(s3)
@@ -176,8 +225,23 @@ impl S3 {
         Ok(())
     }
 
-    pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    /// Exclusive use of all S3 metadata.
+    pub(crate) fn guard(&self) -> RwLockWriteGuard<'_, ()> {
+        self.lock.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exclusive use of one key's versions (shared with writers of other keys).
+    pub(crate) fn key_guard(&self, bucket: &str, key: &str) -> KeyGuard<'_> {
+        use std::hash::{Hash, Hasher};
+        let shared = self.lock.read().unwrap_or_else(|e| e.into_inner());
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (bucket, key).hash(&mut h);
+        let stripe = &self.stripes[(h.finish() % STRIPES as u64) as usize];
+        let key = stripe.lock().unwrap_or_else(|e| e.into_inner());
+        KeyGuard {
+            _key: key,
+            _shared: shared,
+        }
     }
 
     /// A strictly increasing sequence number (nanoseconds since the epoch).
@@ -196,10 +260,16 @@ impl S3 {
         }
     }
 
-    /// Apply a transaction; call with the lock held.
+    /// Apply a transaction; call with the lock (or the key's guard) held.
     pub(crate) fn apply(&self, tx: Tx) -> Result<(), ApiError> {
         let sys = Scope::global("system");
         let mut writes = tx.writes;
+        // Reference counts are read, then written: one change at a time, until durable.
+        let _refs = tx
+            .refs
+            .values()
+            .any(|d| *d != 0)
+            .then(|| self.refs_lock.lock().unwrap_or_else(|e| e.into_inner()));
         let mut gone = Vec::new();
         for (hash, delta) in tx.refs {
             if delta == 0 {
@@ -227,8 +297,17 @@ impl S3 {
                 });
             }
         }
+        let buckets_changed = writes.iter().any(|w| match w {
+            Write::Put { table, .. } | Write::Delete { table, .. } => {
+                table == T_BUCKETS || table == T_NAMES
+            }
+        });
         if !writes.is_empty() {
-            self.store.batch(writes).map_err(store_err)?;
+            let written = self.store.batch(writes).map_err(store_err);
+            if buckets_changed {
+                self.buckets_changed();
+            }
+            written?;
         }
         for h in gone {
             self.content.remove(&h);
@@ -236,8 +315,43 @@ impl S3 {
         Ok(())
     }
 
-    /// The bucket named `name` and its owner's scope.
+    /// Forget cached buckets (after writing a bucket record or name).
+    pub(crate) fn buckets_changed(&self) {
+        self.bucket_gen.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The bucket named `name` and its owner's scope. Served from memory while neither this
+    /// service wrote a bucket since it was read nor the store's contents were replaced.
     pub(crate) fn bucket(&self, name: &str) -> Result<(Scope, BucketRec), ApiError> {
+        let store_gen = self.store.generation();
+        let own_gen = self.bucket_gen.load(Ordering::SeqCst);
+        {
+            let cache = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.store_gen == store_gen && cache.own_gen == own_gen {
+                if let Some(found) = cache.map.get(name) {
+                    return Ok(found.clone());
+                }
+            }
+        }
+        let found = self.read_bucket(name)?;
+        let mut cache = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        // Keep it only if nothing changed while it was read.
+        if self.bucket_gen.load(Ordering::SeqCst) == own_gen && self.store.generation() == store_gen
+        {
+            if cache.store_gen != store_gen
+                || cache.own_gen != own_gen
+                || cache.map.len() >= BUCKET_CACHE_MAX
+            {
+                cache.map.clear();
+                cache.store_gen = store_gen;
+                cache.own_gen = own_gen;
+            }
+            cache.map.insert(name.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    fn read_bucket(&self, name: &str) -> Result<(Scope, BucketRec), ApiError> {
         let sys = Scope::global("system");
         let Some(idx): Option<NameRec> = self
             .store

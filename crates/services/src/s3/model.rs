@@ -2,7 +2,7 @@
 //!
 //! Layout: bucket names are global, so `Scope::global("system")` holds the name index
 //! (`s3_bucket_names`: name -> owner account) and the content reference counts
-//! (`s3_content_refs`: sha256 -> count). Each owner's `Scope::global(account)` holds
+//! (`s3_content_refs`: content id -> count). Each owner's `Scope::global(account)` holds
 //! `s3_buckets` (name), `s3_objects` (`bucket/key` -> the current version, possibly a delete
 //! marker), `s3_versions` (`bucket/key\u{1}<inverted seq>` -> noncurrent versions, newest
 //! first), `s3_uploads` (`bucket/key\u{1}<upload id>`) and `s3_parts` (`<upload id>/<part:05>`).
@@ -78,9 +78,14 @@ pub struct ObjectRec {
     pub seq: u64,
     #[serde(default)]
     pub delete_marker: bool,
-    /// SHA-256 of the content file.
+    /// Id of the content file (a SHA-256 for content stored by older versions, a random id
+    /// now); `None` for empty and inline objects and delete markers.
     #[serde(default)]
     pub content: Option<String>,
+    /// The content itself (standard base64) for small objects, stored in the record so that
+    /// a small put is one durable write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<String>,
     #[serde(default)]
     pub size: u64,
     #[serde(default)]

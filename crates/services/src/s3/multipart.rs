@@ -168,7 +168,13 @@ impl S3 {
         let chunked = s(input, "__ContentSha256").map(|v| v.starts_with("STREAMING-"));
         let staged = self
             .content
-            .stage(body, chunked, algo == Some(Algo::Sha1))
+            .stage(
+                body,
+                chunked,
+                algo == Some(Algo::Sha1),
+                super::objects::needs_full_digests(input, chunked) || algo.is_some(),
+                0,
+            )
             .await?;
         let mut checksum = match verify_checksums(input, &staged) {
             Ok(c) => c,
@@ -241,10 +247,22 @@ impl S3 {
             Some(h) if len > 0 => vec![(h.clone(), offset, len)],
             _ => Vec::new(),
         };
-        let staged = self
-            .content
-            .stage_from(&sources, algo == Some(Algo::Sha1))
-            .await?;
+        let staged = match super::objects::inline_bytes(&src)? {
+            Some(data) => {
+                let (a, b) = (offset as usize, (offset + len) as usize);
+                let part = data.get(a..b).ok_or_else(|| {
+                    ApiError::internal("inline copy source shorter than its size")
+                })?;
+                self.content
+                    .stage_bytes(part, algo == Some(Algo::Sha1))
+                    .await?
+            }
+            None => {
+                self.content
+                    .stage_from(&sources, algo == Some(Algo::Sha1))
+                    .await?
+            }
+        };
         let hash = self.content.commit(&staged)?;
         let etag = staged.digests.etag();
         let now = now_secs();

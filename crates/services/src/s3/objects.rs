@@ -2,7 +2,7 @@
 //! copy, listings (V1, V2, versions), tagging and attributes; and the version bookkeeping every
 //! write shares.
 
-use super::content::{Algo, Staged};
+use super::content::{Algo, Staged, INLINE_MAX};
 use super::model::*;
 use super::util::{self, after_all, common_prefix, etag_matches, parse_range, url_encode};
 use super::{invalid_argument, n, no_such_key, owner_value, s, store_err, Tx, S3};
@@ -160,6 +160,15 @@ fn chunked_hint(input: &Value) -> Option<bool> {
     }
 }
 
+/// Whether a put must compute SHA-256 and the CRCs besides MD5: to check a signed payload
+/// hash or a checksum (declared in a header, requested, or possibly in an aws-chunked
+/// trailer). A plain unsigned upload needs MD5 (its ETag) only.
+pub(crate) fn needs_full_digests(input: &Value, chunked: Option<bool>) -> bool {
+    let signed_hash = s(input, "__ContentSha256")
+        .is_some_and(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+    signed_hash || chunked != Some(false) || requested_algo(input).is_some()
+}
+
 /// Verify the checksums a request declared (headers, trailers, Content-MD5) against the
 /// staged body; the checksum to record.
 pub(crate) fn verify_checksums(
@@ -217,6 +226,20 @@ pub(crate) fn verify_checksums(
         }
     }
     Ok(recorded)
+}
+
+/// The content of an inline object.
+pub(crate) fn inline_bytes(rec: &ObjectRec) -> Result<Option<Vec<u8>>, ApiError> {
+    rec.inline
+        .as_deref()
+        .map(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| {
+                    ApiError::internal(format!("object {}: bad inline data: {e}", rec.key))
+                })
+        })
+        .transpose()
 }
 
 /// The `x-amz-checksum-*` members of an object for `ChecksumMode=ENABLED`.
@@ -348,8 +371,9 @@ impl S3 {
                 )?;
             }
         }
-        if !enabled {
-            // A suspended bucket keeps at most one `null` version.
+        if !enabled && bucket.versioning.is_some() {
+            // A suspended bucket keeps at most one `null` version (a bucket whose versioning
+            // was never configured has no noncurrent versions at all).
             for (k, old) in self.noncurrent_keyed(scope, &bucket.name, &key)? {
                 if old.version_id == "null" {
                     tx.unref_rec(&old);
@@ -380,9 +404,16 @@ impl S3 {
         }
         let mut template = object_template(input, &ctx.account)?;
         let with_sha1 = requested_algo(input) == Some(Algo::Sha1);
+        let chunked = chunked_hint(input);
         let staged = self
             .content
-            .stage(body, chunked_hint(input), with_sha1)
+            .stage(
+                body,
+                chunked,
+                with_sha1,
+                needs_full_digests(input, chunked),
+                INLINE_MAX,
+            )
             .await?;
         let checksum = match verify_checksums(input, &staged) {
             Ok(c) => c,
@@ -396,20 +427,25 @@ impl S3 {
         template.etag = staged.digests.etag();
         template.checksum = checksum;
         template.last_modified = now_secs();
-        let installed = {
-            let _g = self.guard();
+        let installed = super::blocking(|| -> Result<Installed, ApiError> {
+            let _g = self.key_guard(&bucket.name, &key);
             let pre = self.write_conditions(&scope, &bucket.name, &key, input);
             if let Err(e) = pre {
                 self.content.discard(&staged);
                 return Err(e);
             }
-            let hash = self.content.commit(&staged)?;
-            template.content = Some(hash);
+            match &staged.data {
+                Some(d) if !d.is_empty() => {
+                    template.inline = Some(base64::engine::general_purpose::STANDARD.encode(d));
+                }
+                Some(_) => {}
+                None => template.content = Some(self.content.commit(&staged)?),
+            }
             let mut tx = Tx::default();
             let installed = self.install_version(&scope, &bucket, template, &mut tx)?;
             self.apply(tx)?;
-            installed
-        };
+            Ok(installed)
+        })?;
         self.notify(ctx, &bucket, "ObjectCreated:Put", &installed.rec);
         let mut out = json!({"ETag": installed.rec.etag, "Size": installed.rec.size});
         if installed.versioned {
@@ -600,6 +636,17 @@ impl S3 {
             None
         } else if len == 0 {
             Some(BodyOut::Bytes(bytes::Bytes::new()))
+        } else if let Some(b64) = &rec.inline {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| ApiError::internal(format!("object {key}: bad inline data: {e}")))?;
+            let (a, b) = (offset as usize, (offset + len) as usize);
+            if b > data.len() {
+                return Err(ApiError::internal(format!(
+                    "object {key}: inline data shorter than its size"
+                )));
+            }
+            Some(BodyOut::Bytes(bytes::Bytes::from(data).slice(a..b)))
         } else {
             let hash = rec
                 .content
@@ -925,12 +972,17 @@ impl S3 {
         rec.size = src.size;
         rec.etag = src.etag.clone();
         rec.content = src.content.clone();
+        rec.inline = src.inline.clone();
         rec.parts = src.parts.clone();
         rec.last_modified = now_secs();
         rec.checksum = src.checksum.clone();
         if let Some(a) = s(input, "ChecksumAlgorithm").and_then(|a| Algo::parse(&a)) {
             // Recompute the requested checksum over the stored content.
-            if let Some(h) = &src.content {
+            if let Some(data) = inline_bytes(&src)? {
+                let mut h = super::content::Hashes::new(a == Algo::Sha1);
+                h.update(&data);
+                rec.checksum = h.finish().checksum(a).map(|v| (a.name().to_string(), v));
+            } else if let Some(h) = &src.content {
                 let staged = self
                     .content
                     .stage_from(&[(h.clone(), 0, src.size)], a == Algo::Sha1)

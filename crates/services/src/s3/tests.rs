@@ -267,7 +267,7 @@ async fn put_get_list_delete() {
     assert_eq!(out["ETag"], "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
     put(s3, "bk1", "dir/sub/b.txt", b"x").await;
     put(s3, "bk1", "top.txt", b"hello world").await;
-    assert_eq!(content_files(&f), 2, "identical content is stored once");
+    assert_eq!(content_files(&f), 0, "small objects are stored inline");
     let (v, body) = get(
         s3,
         json!({"Bucket": "bk1", "Key": "dir/a.txt", "Range": "bytes=0-4"}),
@@ -425,7 +425,103 @@ async fn chunked_put_with_trailer_checksum() {
         .await
         .unwrap_err();
     assert_eq!(e.code, "BadDigest");
+    assert_eq!(content_files(&f), 0, "small objects are stored inline");
+}
+
+/// Objects above the inline limit live in content files, which copies share and which go
+/// away with their last reference; inline objects copy, range and overwrite like files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_in_files_small_ones_inline() {
+    let f = fixture();
+    let s3 = &f.s3;
+    call(s3, "CreateBucket", json!({"Bucket": "lbk"}))
+        .await
+        .unwrap();
+    let big: Vec<u8> = (0..super::content::INLINE_MAX + 1)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let small = &big[..super::content::INLINE_MAX];
+    let out = put(s3, "lbk", "big", &big).await;
+    assert_eq!(
+        out["ETag"],
+        format!(
+            "\"{}\"",
+            hex::encode(<md5::Md5 as md5::Digest>::digest(&big))
+        )
+    );
     assert_eq!(content_files(&f), 1);
+    put(s3, "lbk", "small", small).await;
+    assert_eq!(content_files(&f), 1, "the small object is inline");
+    let (_, body) = get(s3, json!({"Bucket": "lbk", "Key": "big"}))
+        .await
+        .unwrap();
+    assert_eq!(body, big);
+    let (v, body) = get(
+        s3,
+        json!({"Bucket": "lbk", "Key": "small", "Range": "bytes=10-19"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(body, &small[10..20]);
+    assert_eq!(v["ContentLength"], 10);
+    // Copies share the file of a large object and carry an inline one along.
+    for (src, dst) in [("big", "big2"), ("small", "small2")] {
+        call(
+            s3,
+            "CopyObject",
+            json!({"Bucket": "lbk", "Key": dst, "CopySource": format!("lbk/{src}")}),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(content_files(&f), 1, "a copy shares the content file");
+    let (_, body) = get(s3, json!({"Bucket": "lbk", "Key": "small2"}))
+        .await
+        .unwrap();
+    assert_eq!(body, small);
+    // Overwriting a large object with a small one keeps the copy's file, then frees it.
+    put(s3, "lbk", "big", b"tiny").await;
+    assert_eq!(content_files(&f), 1);
+    let (_, body) = get(s3, json!({"Bucket": "lbk", "Key": "big2"}))
+        .await
+        .unwrap();
+    assert_eq!(body, big);
+    call(s3, "DeleteObject", json!({"Bucket": "lbk", "Key": "big2"}))
+        .await
+        .unwrap();
+    assert_eq!(content_files(&f), 0, "the last reference frees the file");
+    // Concurrent small puts of different keys (grouped commits) all land, on disk.
+    let dir = f.dir.join("shared");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("state")).unwrap());
+    let shared = Arc::new(S3::new(store, dir, Bus::new()).unwrap());
+    call(&shared, "CreateBucket", json!({"Bucket": "lbk"}))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let s3 = Arc::clone(&shared);
+        tasks.push(tokio::spawn(async move {
+            put(
+                &s3,
+                "lbk",
+                &format!("many/{i}"),
+                format!("body {i}").as_bytes(),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for i in 0..32 {
+        let (_, body) = get(
+            &shared,
+            json!({"Bucket": "lbk", "Key": format!("many/{i}")}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(body, format!("body {i}").as_bytes());
+    }
 }
 
 #[tokio::test]
@@ -691,4 +787,163 @@ async fn bucket_policies_when_enforced() {
     assert_eq!(e.code, "AccessDenied");
     s3.set_enforce_policies(false);
     get(s3, json!({"Bucket": "pbk", "Key": "k"})).await.unwrap();
+}
+
+fn http(method: &str, path: &str, headers: &[(&str, &str)]) -> fc_protocol::HttpRequest {
+    fc_protocol::HttpRequest {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: String::new(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: Bytes::new(),
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn cors_preflight_and_actual_headers() {
+    let f = fixture();
+    let s3 = &f.s3;
+    call(s3, "CreateBucket", json!({"Bucket": "cors"}))
+        .await
+        .unwrap();
+    let pre = |origin: &str, method: &str, hdrs: &str| {
+        let mut h = vec![
+            ("Origin", origin.to_string()),
+            ("Access-Control-Request-Method", method.to_string()),
+        ];
+        if !hdrs.is_empty() {
+            h.push(("Access-Control-Request-Headers", hdrs.to_string()));
+        }
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s3.cors_preflight(&http("OPTIONS", "/cors/some/key", &h))
+    };
+    let e = pre("http://a.example", "GET", "").unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (403, "AccessForbidden"));
+    assert_eq!(
+        e.message,
+        "CORSResponse: CORS is not enabled for this bucket."
+    );
+    call(
+        s3,
+        "PutBucketCors",
+        json!({"Bucket": "cors", "CORSConfiguration": {"CORSRules": [
+            {"AllowedOrigins": ["http://*.example"], "AllowedMethods": ["GET", "PUT"],
+             "AllowedHeaders": ["x-amz-*", "Content-Type"], "ExposeHeaders": ["ETag"],
+             "MaxAgeSeconds": 600},
+            {"AllowedOrigins": ["*"], "AllowedMethods": ["HEAD"]}
+        ]}}),
+    )
+    .await
+    .unwrap();
+    let h = pre("http://a.example", "PUT", "x-amz-meta-a, content-type").unwrap();
+    assert_eq!(
+        header(&h, "Access-Control-Allow-Origin"),
+        Some("http://a.example")
+    );
+    assert_eq!(header(&h, "Access-Control-Allow-Methods"), Some("GET, PUT"));
+    assert_eq!(
+        header(&h, "Access-Control-Allow-Headers"),
+        Some("x-amz-meta-a, content-type")
+    );
+    assert_eq!(header(&h, "Access-Control-Max-Age"), Some("600"));
+    assert_eq!(header(&h, "Access-Control-Expose-Headers"), Some("ETag"));
+    assert_eq!(header(&h, "Access-Control-Allow-Credentials"), Some("true"));
+    assert_eq!(
+        header(&h, "Vary"),
+        Some("Origin, Access-Control-Request-Headers, Access-Control-Request-Method")
+    );
+    let h = pre("http://other.site", "HEAD", "").unwrap();
+    assert_eq!(header(&h, "Access-Control-Allow-Origin"), Some("*"));
+    assert_eq!(header(&h, "Access-Control-Allow-Credentials"), None);
+    for (origin, method, hdrs) in [
+        ("http://other.site", "GET", ""),
+        ("http://a.example", "DELETE", ""),
+        ("http://a.example", "GET", "authorization"),
+    ] {
+        let e = pre(origin, method, hdrs).unwrap_err();
+        assert_eq!(e.status, 403, "{origin} {method} {hdrs}");
+        assert!(e
+            .message
+            .starts_with("CORSResponse: This CORS request is not allowed."));
+    }
+    assert_eq!(
+        pre("http://a.example", "PATCH", "").unwrap_err().status,
+        400
+    );
+    let e = s3
+        .cors_preflight(&http(
+            "OPTIONS",
+            "/cors/k",
+            &[("Access-Control-Request-Method", "GET")],
+        ))
+        .unwrap_err();
+    assert_eq!(e.status, 400);
+    let e = s3
+        .cors_preflight(&http(
+            "OPTIONS",
+            "/nobucket/k",
+            &[
+                ("Origin", "http://a.example"),
+                ("Access-Control-Request-Method", "GET"),
+            ],
+        ))
+        .unwrap_err();
+    assert_eq!(e.code, "NoSuchBucket");
+    // Actual requests.
+    let h = s3.cors_headers(&http("GET", "/cors/k", &[("Origin", "http://b.example")]));
+    assert_eq!(
+        header(&h, "Access-Control-Allow-Origin"),
+        Some("http://b.example")
+    );
+    assert_eq!(header(&h, "Access-Control-Expose-Headers"), Some("ETag"));
+    assert!(s3
+        .cors_headers(&http("GET", "/cors/k", &[("Origin", "http://nope.site")]))
+        .is_empty());
+    assert!(s3.cors_headers(&http("GET", "/cors/k", &[])).is_empty());
+    call(s3, "DeleteBucketCors", json!({"Bucket": "cors"}))
+        .await
+        .unwrap();
+    assert!(s3
+        .cors_headers(&http("GET", "/cors/k", &[("Origin", "http://b.example")]))
+        .is_empty());
+}
+
+/// Buckets are cached in memory; a write through the service or a state reset behind its back
+/// is seen at once.
+#[tokio::test]
+async fn bucket_cache_follows_writes_and_resets() {
+    let f = fixture();
+    let s3 = &f.s3;
+    call(s3, "CreateBucket", json!({"Bucket": "cached"}))
+        .await
+        .unwrap();
+    put(s3, "cached", "k", b"v").await;
+    let v = call(s3, "GetBucketVersioning", json!({"Bucket": "cached"}))
+        .await
+        .unwrap();
+    assert!(v.get("Status").is_none());
+    call(
+        s3,
+        "PutBucketVersioning",
+        json!({"Bucket": "cached", "VersioningConfiguration": {"Status": "Enabled"}}),
+    )
+    .await
+    .unwrap();
+    let out = put(s3, "cached", "k", b"v2").await;
+    assert!(out.get("VersionId").is_some(), "{out}");
+    s3.store.reset().unwrap();
+    let e = call(s3, "HeadBucket", json!({"Bucket": "cached"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 404);
 }
