@@ -633,6 +633,28 @@ def test_function_url_iam(srv):
     assert got["account"] == "000000000000"
 
 
+def test_function_url_iam_in_strict_mode_checks_the_signature(fresh_server):
+    s = fresh_server(extra_args=["--auth", "strict"])
+    lam = s.client("lambda")
+    name, _ = make_function(s, "urlstrict")
+    url = lam.create_function_url_config(FunctionName=name, AuthType="AWS_IAM")["FunctionUrl"]
+    assert curl(url + "x")[0] == 403
+    # A signature made with the wrong secret is refused; the root credentials' one is accepted.
+    status, _, _ = curl(url + "x", "--aws-sigv4", "aws:amz:us-east-1:lambda", "--user", "test:wrong")
+    assert status == 403
+    status, _, _ = curl(url + "x", "--aws-sigv4", "aws:amz:us-east-1:lambda", "--user", "unknown:test")
+    assert status == 403
+    status, _, body = curl(url + "ok", "--aws-sigv4", "aws:amz:us-east-1:lambda", "--user", "test:test")
+    assert status == 201, body + s.logs()
+    # An IAM user's access key works too.
+    iam = s.client("iam")
+    iam.create_user(UserName="url-caller")
+    key = iam.create_access_key(UserName="url-caller")["AccessKey"]
+    status, _, body = curl(url + "user", "--aws-sigv4", "aws:amz:us-east-1:lambda", "--user",
+                           f"{key['AccessKeyId']}:{key['SecretAccessKey']}")
+    assert status == 201, body + s.logs()
+
+
 # ---- deleting functions, restarts ----
 
 def test_function_delete_drops_triggers(srv):

@@ -209,6 +209,12 @@ pub fn build_services(store: &Arc<dyn Store>, cfg: &Config, files: &Path) -> Res
             runtime_cache: cfg.lambda_runtime_cache.clone(),
             api_port: cfg.port,
             async_retry_base: Duration::from_secs(cfg.lambda_async_retry_seconds),
+            strict_auth: strict.then(|| {
+                (
+                    cfg.root_access_key_id.clone(),
+                    cfg.root_secret_access_key.clone(),
+                )
+            }),
         },
     })?;
     reg.add(lambda.clone());

@@ -42,6 +42,9 @@ pub struct Settings {
     /// First retry delay of a failed async invocation (AWS: about a minute; the second retry
     /// waits twice as long).
     pub async_retry_base: Duration,
+    /// Strict authentication: the root credentials (access key id, secret) beside IAM/STS keys.
+    /// Function URLs with `AuthType=AWS_IAM` then verify signatures; None = lenient.
+    pub strict_auth: Option<(String, String)>,
 }
 
 /// What Lambda is built on.

@@ -143,6 +143,7 @@ impl Harness {
                 runtime_cache: dir.join("cache"),
                 api_port: 1,
                 async_retry_base: Duration::from_secs(60),
+                strict_auth: None,
             },
         };
         let exec = Executor::new(&deps).unwrap();

@@ -779,6 +779,44 @@ fn cors_headers(cors: &Value, origin: &str, preflight: bool) -> Vec<(String, Str
     h
 }
 
+impl Urls {
+    /// In strict mode, whether the request's SigV4 signature verifies against the signer's
+    /// secret (root credentials or an IAM/STS key); lenient mode accepts any signature.
+    fn signature_valid(&self, req: &HttpRequest, body: &[u8]) -> bool {
+        let Some((root_key, root_secret)) = &self.inner.deps.settings.strict_auth else {
+            return true;
+        };
+        let signed = fc_auth::sigv4::SignedRequest {
+            method: &req.method,
+            path: &req.path,
+            query: &req.query,
+            headers: &req.headers,
+            payload: fc_auth::sigv4::Payload::Bytes(body),
+        };
+        let Ok(Some(creds)) = fc_auth::sigv4::parse(&signed) else {
+            return false;
+        };
+        let secret = if &creds.access_key_id == root_key {
+            root_secret.clone()
+        } else {
+            match fc_services::identity::lookup(
+                self.inner.deps.store.as_ref(),
+                &creds.access_key_id,
+            ) {
+                Ok(Some(c)) if c.status == "Active" => {
+                    let now = fc_protocol::value::now_secs();
+                    if c.expires.is_some_and(|e| e < now) {
+                        return false;
+                    }
+                    c.secret_access_key
+                }
+                _ => return false,
+            }
+        };
+        fc_auth::sigv4::verify(&creds, &signed, &secret, time::OffsetDateTime::now_utc()).is_ok()
+    }
+}
+
 #[async_trait::async_trait]
 impl RawHandler for Urls {
     async fn handle(&self, req: HttpRequest, body: BodyIn) -> RawReply {
@@ -830,6 +868,9 @@ impl RawHandler for Urls {
                     "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
                 ),
             };
+        if cfg.auth_type == "AWS_IAM" && !self.signature_valid(&req, &body) {
+            return forbidden();
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
         let now = super::now_ms();
         let event = url_event(
