@@ -433,3 +433,56 @@ def test_provisioned_concurrency_keeps_environments_initialised(lam):
     assert "FunctionError" not in r, body
     # Already initialised: this invocation reports no init.
     assert "Init Duration" not in base64.b64decode(r["LogResult"]).decode()
+
+
+FILL_TMP = """
+import os
+
+def handler(event, context):
+    out = {"task_root": os.environ.get("LAMBDA_TASK_ROOT")}
+    st = os.statvfs("/tmp")
+    out["tmp_bytes"] = st.f_blocks * st.f_frsize
+    mb = event.get("mb", 0)
+    path = "/tmp/fill-%s" % context.aws_request_id
+    chunk = b"x" * (1 << 20)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for _ in range(mb):
+                os.write(fd, chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        out["written_mb"] = os.path.getsize(path) >> 20
+    except OSError as e:
+        out["error"] = str(e)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+    return out
+"""
+
+
+def test_tmp_is_disk_backed_and_sized_to_ephemeral_storage(lam):
+    if os.geteuid() != 0:
+        pytest.skip("a sized /tmp needs the linux driver, which needs root")
+    name = create(lam, {"app.py": FILL_TMP}, Timeout=120, MemorySize=128,
+                  EphemeralStorage={"Size": 512})
+    r, body = invoke(lam, name, {"mb": 0})
+    assert "FunctionError" not in r, body
+    if body["task_root"] != "/var/task":
+        pytest.skip("a sized /tmp needs the linux driver (the process driver has no /tmp mount)")
+    # /tmp is EphemeralStorage large (filesystem overhead aside), not the host's disk.
+    assert 400 << 20 < body["tmp_bytes"] <= 512 << 20, body
+    # 100 MB fits, and with 128 MB of memory it is not an OOM: /tmp is not memory.
+    r, body = invoke(lam, name, {"mb": 100})
+    assert "FunctionError" not in r, body
+    assert body.get("written_mb") == 100, body
+    # 600 MB does not fit in 512 MB.
+    r, body = invoke(lam, name, {"mb": 600})
+    assert "FunctionError" not in r, body
+    assert "No space left on device" in body.get("error", ""), body
+    # The environment is still healthy and /tmp usable again after the file was removed.
+    r, body = invoke(lam, name, {"mb": 100})
+    assert "FunctionError" not in r, body
+    assert body.get("written_mb") == 100, body

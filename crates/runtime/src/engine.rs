@@ -363,6 +363,7 @@ impl Engine {
                             .into(),
                         Err(why) => format!("firewalls are not enforced: {why}"),
                     },
+                    crate::scratch::note(),
                 ],
             },
             Kind::Process => Capabilities {
@@ -380,6 +381,7 @@ impl Engine {
                     "firewalls (security groups) cannot be enforced: workloads use the \
                      host's network directly"
                         .into(),
+                    "scratch mounts are ignored (no private root to mount them in)".into(),
                 ],
                 ..Default::default()
             },
@@ -536,8 +538,17 @@ impl Engine {
                 )));
             }
         }
+        for m in &spec.mounts {
+            if let MountSource::Scratch { size_mb } = m.source {
+                crate::scratch::validate(size_mb)?;
+            }
+        }
         if self.0.kind == Kind::Process {
-            if !spec.rootfs.binds.is_empty() || !spec.mounts.is_empty() {
+            let real_mounts = spec
+                .mounts
+                .iter()
+                .any(|m| !matches!(m.source, MountSource::Scratch { .. }));
+            if !spec.rootfs.binds.is_empty() || real_mounts {
                 return Err(self.unsupported("bind mounts and volumes"));
             }
             if spec.network.is_some() {
@@ -697,6 +708,7 @@ impl Engine {
             Ok(s) => s,
             Err(e) => {
                 lock(&self.0.workloads).remove(&id);
+                crate::scratch::release_all(&dir);
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -796,9 +808,15 @@ impl Engine {
                 read_only: *ro,
             })
             .collect();
-        for m in &spec.mounts {
+        for (n, m) in spec.mounts.iter().enumerate() {
             let source = match &m.source {
                 MountSource::Bind(p) => p.clone(),
+                // Ignored by the process driver (see its capabilities).
+                MountSource::Scratch { .. } if !isolated => continue,
+                MountSource::Scratch { size_mb } => {
+                    let templates = i.state_dir.join("scratch-templates");
+                    crate::scratch::create(&dir, &templates, n, *size_mb)?
+                }
                 MountSource::Volume(name) => {
                     if !valid_id(name) {
                         return Err(RuntimeError::InvalidSpec(format!("bad volume name {name}")));
@@ -1067,6 +1085,7 @@ impl Engine {
             if let (Some(r), Some(n)) = (router, &h2.network) {
                 r.detach(&n.host_veth);
             }
+            crate::scratch::release_all(&h2.dir);
             remove_dir(&h2.dir)
         })
         .await
@@ -1284,6 +1303,7 @@ impl Engine {
                 }
                 let cgroups: Vec<PathBuf> = cgroups.into_iter().filter(|c| c.exists()).collect();
                 cgroup::remove(&cgroups, Duration::from_secs(10))?;
+                crate::scratch::release_all(&dir);
                 remove_dir(&dir)?;
                 removed.push(id);
             }

@@ -25,6 +25,7 @@ mod firewall;
 mod init;
 mod net;
 mod resolve;
+mod scratch;
 mod sys;
 mod trim;
 
@@ -181,6 +182,13 @@ pub struct MountSpec {
 pub enum MountSource {
     Bind(PathBuf),
     Volume(String),
+    /// A private, empty, disk-backed filesystem of `size_mb` MiB (mode 1777), gone on destroy:
+    /// writes past the size fail with ENOSPC and its data does not count as the workload's
+    /// memory. Linux driver: ext4 on a loop device (a plain unsized directory without loop
+    /// devices or mkfs.ext4, see [`Capabilities::notes`]); process driver: ignored.
+    Scratch {
+        size_mb: u64,
+    },
 }
 
 /// Resource limits (cgroups). None = unlimited.

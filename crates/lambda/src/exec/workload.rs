@@ -9,7 +9,9 @@ use super::env::Env;
 use super::runtimes::{self, Family};
 use super::{Executor, NETWORK, NETWORK_CIDR};
 use crate::spec::FunctionSpec;
-use fc_runtime::{Limits, LogTarget, NetworkSpec, ProcessSpec, Rootfs, WorkloadSpec};
+use fc_runtime::{
+    Limits, LogTarget, MountSource, MountSpec, NetworkSpec, ProcessSpec, Rootfs, WorkloadSpec,
+};
 use std::path::{Path, PathBuf};
 
 impl Executor {
@@ -315,7 +317,14 @@ impl Executor {
             },
             process,
             hostname: None,
-            mounts: Vec::new(),
+            // A disk-backed /tmp of EphemeralStorage size (not counted as memory).
+            mounts: vec![MountSpec {
+                source: MountSource::Scratch {
+                    size_mb: u64::from(spec.ephemeral_mb.max(512)),
+                },
+                target: PathBuf::from("/tmp"),
+                read_only: false,
+            }],
             limits: Limits {
                 memory_bytes: Some(memory << 20),
                 // 1,769 MB is one vCPU.
