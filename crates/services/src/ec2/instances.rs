@@ -841,6 +841,7 @@ fn allocate_ip(
 }
 
 pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiError> {
+    let input = &super::launch_templates::apply(c, input)?;
     let image_id = opt_str(input, "ImageId")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::missing("MissingParameter", "ImageId"))?;
@@ -1089,6 +1090,7 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
             )
             .map_err(crate::common::store_error)?;
         tags::add(c, &id, &instance_tags)?;
+        super::launch_templates::tag_instance(c, input, &id)?;
         tags::add(c, &rec.root_volume_id, &volume_tags)?;
         super::storage::on_launch(c, &rec, &storage_plan)?;
         super::purchasing::launched(c, &rec, &purchase_plan, i as usize)?;

@@ -30,6 +30,7 @@ mod instance_types;
 mod instances;
 mod key_pairs;
 mod keys;
+mod launch_templates;
 mod purchasing;
 mod reserved;
 mod security_groups;
@@ -222,6 +223,21 @@ impl Inner {
             "CreateTags" => tags::create_tags(&c, input),
             "DeleteTags" => tags::delete_tags(&c, input),
             "DescribeTags" => tags::describe_tags(&c, input),
+            // Launch templates
+            "CreateLaunchTemplate" => launch_templates::create_launch_template(&c, input),
+            "CreateLaunchTemplateVersion" => {
+                launch_templates::create_launch_template_version(&c, input)
+            }
+            "DescribeLaunchTemplates" => launch_templates::describe_launch_templates(&c, input),
+            "DescribeLaunchTemplateVersions" => {
+                launch_templates::describe_launch_template_versions(&c, input)
+            }
+            "ModifyLaunchTemplate" => launch_templates::modify_launch_template(&c, input),
+            "DeleteLaunchTemplate" => launch_templates::delete_launch_template(&c, input),
+            "DeleteLaunchTemplateVersions" => {
+                launch_templates::delete_launch_template_versions(&c, input)
+            }
+            "GetLaunchTemplateData" => launch_templates::get_launch_template_data(&c, input),
             // Storage attached to instances, instance store, custom AMIs (CreateImage)
             "AttachVolume" => storage::attach_volume(&c, input),
             "DetachVolume" => storage::detach_volume(&c, input),
@@ -275,6 +291,7 @@ pub(crate) const SNAPSHOTS: &str = "ec2_snapshots";
 pub(crate) const TAGS: &str = "ec2_tags";
 pub(crate) const META: &str = "ec2_meta";
 pub(crate) const INSTANCES: &str = "ec2_instances";
+pub(crate) const LAUNCH_TEMPLATES: &str = "ec2_launch_templates";
 
 /// What a handler works with.
 pub(crate) struct Ctx<'a> {

@@ -29,6 +29,10 @@ pub(crate) fn known_resource_type(rt: &str) -> bool {
             | "instance"
             | "network-interface"
             | "dhcp-options"
+            | "launch-template"
+            | "spot-instances-request"
+            | "capacity-reservation"
+            | "dedicated-host"
     )
 }
 
@@ -47,6 +51,10 @@ pub(crate) fn resource_type(id: &str) -> Option<&'static str> {
         "i" => "instance",
         "eni" => "network-interface",
         "dopt" => "dhcp-options",
+        "lt" => "launch-template",
+        "sir" => "spot-instances-request",
+        "cr" => "capacity-reservation",
+        "h" => "dedicated-host",
         _ => return None,
     })
 }
@@ -125,6 +133,22 @@ fn not_found(id: &str, rt: &str) -> ApiError {
             "InvalidNetworkInterfaceID.NotFound",
             format!("The networkInterface ID '{id}' does not exist"),
         ),
+        "launch-template" => (
+            "InvalidLaunchTemplateId.NotFound",
+            format!("The specified launch template, with template ID {id}, does not exist."),
+        ),
+        "spot-instances-request" => (
+            "InvalidSpotInstanceRequestID.NotFound",
+            format!("The spot instance request ID '{id}' does not exist"),
+        ),
+        "capacity-reservation" => (
+            "InvalidCapacityReservationId.NotFound",
+            format!("The capacity reservation ID '{id}' does not exist"),
+        ),
+        "dedicated-host" => (
+            "InvalidHostID.NotFound",
+            format!("The host ID '{id}' does not exist"),
+        ),
         _ => ("InvalidID", format!("The ID '{id}' is not valid")),
     };
     ApiError::client(code, msg)
@@ -149,6 +173,10 @@ fn check_resource(c: &Ctx<'_>, id: &str) -> Result<&'static str, ApiError> {
         "snapshot" => c.get::<Value>(SNAPSHOTS, id)?.is_some(),
         "dhcp-options" => id == super::vpcs::DHCP_OPTIONS_ID,
         "instance" => c.get::<Value>(super::INSTANCES, id)?.is_some(),
+        "launch-template" => c.get::<Value>(super::LAUNCH_TEMPLATES, id)?.is_some(),
+        "spot-instances-request" => c.get::<Value>(super::spot::SPOT_REQUESTS, id)?.is_some(),
+        "capacity-reservation" => c.get::<Value>(super::capacity::RESERVATIONS, id)?.is_some(),
+        "dedicated-host" => c.get::<Value>(super::hosts::HOSTS, id)?.is_some(),
         _ => false,
     };
     if exists {
