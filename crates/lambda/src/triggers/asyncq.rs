@@ -708,39 +708,14 @@ pub(crate) async fn list_configs(
     ctx: &RequestContext,
     input: &Value,
 ) -> Result<Value, ApiError> {
-    let max = super::int_in(input, "MaxItems", 1, 50)?.unwrap_or(50);
-    let t = target(
-        inner,
-        ctx,
-        str_of(input, "FunctionName").unwrap_or_default(),
-        None,
-    )
-    .await?;
-    let page_scope = format!("lambda:ListFunctionEventInvokeConfigs:{}", t.name);
-    let after = match str_of(input, "Marker") {
-        Some(m) => {
-            Some(fc_types::page::decode(&page_scope, m).map_err(|_| invalid("Invalid Marker"))?)
-        }
-        None => None,
-    };
-    let (items, more) = inner
-        .deps
-        .store
-        .scan_json::<InvokeConfig>(
-            &t.scope,
-            tables::INVOKE_CONFIGS,
-            &format!("{}#", t.name),
-            after.as_deref(),
-            usize::try_from(max).unwrap_or(50),
-        )
-        .map_err(store_error)?;
+    let (items, next) =
+        super::list_function_records::<InvokeConfig>(inner, ctx, input, tables::INVOKE_CONFIGS)
+            .await?;
     let mut out = json!({
-        "FunctionEventInvokeConfigs": items.iter().map(|(_, c)| c.output()).collect::<Vec<_>>(),
+        "FunctionEventInvokeConfigs": items.iter().map(InvokeConfig::output).collect::<Vec<_>>(),
     });
-    if more {
-        if let Some((k, _)) = items.last() {
-            out["NextMarker"] = json!(fc_types::page::encode(&page_scope, k));
-        }
+    if let Some(next) = next {
+        out["NextMarker"] = json!(next);
     }
     Ok(out)
 }

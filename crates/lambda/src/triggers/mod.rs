@@ -364,6 +364,48 @@ pub(crate) fn now_ms() -> i64 {
     (fc_protocol::value::now_secs() * 1000.0) as i64
 }
 
+/// One page of a function's records of `table` (keys `<name>#…`) for a `List…` operation
+/// (`FunctionName`, `Marker`, `MaxItems` ≤ 50): the records and the `NextMarker`, if any.
+pub(crate) async fn list_function_records<T: serde::de::DeserializeOwned>(
+    inner: &Arc<Inner>,
+    ctx: &RequestContext,
+    input: &Value,
+    table: &str,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let max = int_in(input, "MaxItems", 1, 50)?.unwrap_or(50);
+    let t = target(
+        inner,
+        ctx,
+        str_of(input, "FunctionName").unwrap_or_default(),
+        None,
+    )
+    .await?;
+    let page_scope = format!("lambda:{}:{}", ctx.operation, t.name);
+    let after = match str_of(input, "Marker") {
+        Some(m) => {
+            Some(fc_types::page::decode(&page_scope, m).map_err(|_| invalid("Invalid Marker"))?)
+        }
+        None => None,
+    };
+    let (items, more) = fc_store::StoreExt::scan_json::<T>(
+        inner.deps.store.as_ref(),
+        &t.scope,
+        table,
+        &format!("{}#", t.name),
+        after.as_deref(),
+        usize::try_from(max).unwrap_or(50),
+    )
+    .map_err(store_error)?;
+    let next = if more {
+        items
+            .last()
+            .map(|(k, _)| fc_types::page::encode(&page_scope, k))
+    } else {
+        None
+    };
+    Ok((items.into_iter().map(|(_, v)| v).collect(), next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,7 @@
 //! SigV4-signed request.
 
 use super::{
-    conflict, invalid, key_of, policy, resource_not_found, store_error, str_of, tables, target,
-    validation,
+    conflict, key_of, policy, resource_not_found, store_error, str_of, tables, target, validation,
 };
 use crate::spec::InvokeRequest;
 use crate::Inner;
@@ -328,39 +327,13 @@ pub(crate) async fn list(
     ctx: &RequestContext,
     input: &Value,
 ) -> Result<Value, ApiError> {
-    let max = super::int_in(input, "MaxItems", 1, 50)?.unwrap_or(50);
-    let t = target(
-        inner,
-        ctx,
-        str_of(input, "FunctionName").unwrap_or_default(),
-        None,
-    )
-    .await?;
-    let page_scope = format!("lambda:ListFunctionUrlConfigs:{}", t.name);
-    let after = match str_of(input, "Marker") {
-        Some(m) => {
-            Some(fc_types::page::decode(&page_scope, m).map_err(|_| invalid("Invalid Marker"))?)
-        }
-        None => None,
-    };
-    let (items, more) = inner
-        .deps
-        .store
-        .scan_json::<UrlConfig>(
-            &t.scope,
-            tables::URLS,
-            &format!("{}#", t.name),
-            after.as_deref(),
-            usize::try_from(max).unwrap_or(50),
-        )
-        .map_err(store_error)?;
+    let (items, next) =
+        super::list_function_records::<UrlConfig>(inner, ctx, input, tables::URLS).await?;
     let mut out = json!({
-        "FunctionUrlConfigs": items.iter().map(|(_, c)| c.output(&ctx.endpoint, true)).collect::<Vec<_>>(),
+        "FunctionUrlConfigs": items.iter().map(|c| c.output(&ctx.endpoint, true)).collect::<Vec<_>>(),
     });
-    if more {
-        if let Some((k, _)) = items.last() {
-            out["NextMarker"] = json!(fc_types::page::encode(&page_scope, k));
-        }
+    if let Some(next) = next {
+        out["NextMarker"] = json!(next);
     }
     Ok(out)
 }
