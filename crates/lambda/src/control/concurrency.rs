@@ -2,7 +2,9 @@
 
 use super::functions::{self, load, must_load, now, reserved_total};
 use super::model::{lambda_time, ProvisionedRecord, FUNCTIONS, PROVISIONED};
-use super::{conflict, fn_and_qualifier, fn_not_found, ipv, paginate, store_err, validation};
+use super::{
+    conflict, fn_and_qualifier, fn_not_found, ipv, paginate, store_err, unqualified, validation,
+};
 use crate::Inner;
 use fc_protocol::ApiError;
 use fc_services::RequestContext;
@@ -12,16 +14,6 @@ use std::sync::Arc;
 
 /// The least unreserved concurrency an account keeps.
 const MIN_UNRESERVED: u64 = 100;
-
-fn unqualified(ctx: &RequestContext, input: &Value) -> Result<(String, String, String), ApiError> {
-    let (f, q) = fn_and_qualifier(ctx, input)?;
-    if q.is_some() {
-        return Err(ipv(
-            "The function name should not be qualified for this operation.",
-        ));
-    }
-    Ok((f.account, f.region, f.name))
-}
 
 /// `PutFunctionConcurrency`.
 pub async fn put_function_concurrency(

@@ -278,6 +278,21 @@ pub(crate) fn parse_fn(account: &str, region: &str, s: &str) -> Result<FnRef, Ap
     })
 }
 
+/// (account, region, name) of `FunctionName` for operations on a whole function: a qualifier
+/// (in the name or the `Qualifier` member) is refused.
+pub(crate) fn unqualified(
+    ctx: &RequestContext,
+    input: &Value,
+) -> Result<(String, String, String), ApiError> {
+    let (f, q) = fn_and_qualifier(ctx, input)?;
+    if q.is_some() {
+        return Err(ipv(
+            "The function name should not be qualified for this operation.",
+        ));
+    }
+    Ok((f.account, f.region, f.name))
+}
+
 /// The function named by `FunctionName` and the effective qualifier (from the name's suffix or
 /// the `Qualifier` member; both given and different is an error).
 pub(crate) fn fn_and_qualifier(

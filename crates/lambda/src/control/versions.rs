@@ -6,7 +6,7 @@ use super::model::{
     FUNCTIONS, VERSIONS,
 };
 use super::{
-    conflict, fn_and_qualifier, fn_not_found, ipv, not_found, paginate, precondition, store_err,
+    conflict, fn_not_found, ipv, not_found, paginate, precondition, store_err, unqualified,
     validation,
 };
 use crate::Inner;
@@ -54,16 +54,6 @@ pub(crate) fn all_aliases(
         .scan_json::<AliasRecord>(scope, ALIASES, &format!("{function}/"), None, usize::MAX)
         .map_err(store_err)?;
     Ok(items.into_iter().map(|(_, a)| a).collect())
-}
-
-fn unqualified(ctx: &RequestContext, input: &Value) -> Result<(String, String, String), ApiError> {
-    let (f, q) = fn_and_qualifier(ctx, input)?;
-    if q.is_some() {
-        return Err(ipv(
-            "The function name should not be qualified for this operation.",
-        ));
-    }
-    Ok((f.account, f.region, f.name))
 }
 
 /// `PublishVersion`.
