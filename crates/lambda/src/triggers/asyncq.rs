@@ -723,16 +723,7 @@ pub(crate) async fn list_configs(
 /// Drops the async configuration of a deleted function (pending events are dropped when they
 /// next fail to resolve).
 pub(crate) fn forget(inner: &Arc<Inner>, scope: &Scope, name: &str, qualifier: Option<&str>) {
-    let store = inner.deps.store.as_ref();
-    let r = match qualifier {
-        Some(q) => store
-            .delete(scope, tables::INVOKE_CONFIGS, &key_of(name, Some(q)))
-            .map(|_| 0),
-        None => store.delete_prefix(scope, tables::INVOKE_CONFIGS, &format!("{name}#")),
-    };
-    if let Err(e) = r {
-        tracing::warn!(error = %e, function = name, "event invoke configs not removed");
-    }
+    super::forget_records(inner, scope, tables::INVOKE_CONFIGS, name, qualifier);
 }
 
 #[cfg(test)]

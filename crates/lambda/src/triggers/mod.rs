@@ -364,6 +364,27 @@ pub(crate) fn now_ms() -> i64 {
     (fc_protocol::value::now_secs() * 1000.0) as i64
 }
 
+/// Deletes a function's records of `table` (keys `<name>#<qualifier>`): one qualifier's, or
+/// all of them when `qualifier` is None. Failures are logged (the function is gone anyway).
+pub(crate) fn forget_records(
+    inner: &Arc<Inner>,
+    scope: &Scope,
+    table: &str,
+    name: &str,
+    qualifier: Option<&str>,
+) {
+    let store = inner.deps.store.as_ref();
+    let r = match qualifier {
+        Some(q) => store
+            .delete(scope, table, &key_of(name, Some(q)))
+            .map(|_| 0),
+        None => store.delete_prefix(scope, table, &format!("{name}#")),
+    };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, function = name, table, "records of a deleted function not removed");
+    }
+}
+
 /// One page of a function's records of `table` (keys `<name>#…`) for a `List…` operation
 /// (`FunctionName`, `Marker`, `MaxItems` ≤ 50): the records and the `NextMarker`, if any.
 pub(crate) async fn list_function_records<T: serde::de::DeserializeOwned>(

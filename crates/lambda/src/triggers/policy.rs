@@ -293,16 +293,7 @@ pub(crate) fn service_request(
 
 /// Drops the policies of a deleted function (or one qualifier of it).
 pub(crate) fn forget(inner: &Arc<Inner>, scope: &Scope, name: &str, qualifier: Option<&str>) {
-    let store = inner.deps.store.as_ref();
-    let r = match qualifier {
-        Some(q) => store
-            .delete(scope, tables::POLICIES, &key_of(name, Some(q)))
-            .map(|_| 0),
-        None => store.delete_prefix(scope, tables::POLICIES, &format!("{name}#")),
-    };
-    if let Err(e) = r {
-        tracing::warn!(error = %e, function = name, "function policies not removed");
-    }
+    super::forget_records(inner, scope, tables::POLICIES, name, qualifier);
 }
 
 #[cfg(test)]
