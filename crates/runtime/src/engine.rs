@@ -23,6 +23,11 @@ use crate::{
 };
 
 const POLL: Duration = Duration::from_millis(20);
+/// Output is read this often while a workload is young or has just written something...
+const LOG_POLL_FAST: Duration = Duration::from_millis(5);
+/// ...for this long after either...
+const LOG_FAST_FOR: Duration = Duration::from_secs(2);
+/// ...and then ever less often, down to this.
 const LOG_POLL: Duration = Duration::from_millis(100);
 
 fn now_ms() -> i64 {
@@ -978,17 +983,30 @@ impl Engine {
         let sink = self.0.sink.clone();
         let task = tokio::spawn(async move {
             let mut fwd = LogForwarder::load(&handle.dir);
+            let mut last_output = std::time::Instant::now();
+            let mut delay = LOG_POLL_FAST;
             loop {
                 let finished = exit_of(&handle).is_some();
+                let before = fwd.offsets;
                 let events = fwd.drain(finished);
                 if let (Some(t), false) = (&handle.logs, events.is_empty()) {
                     deliver(&*sink, t, &events);
                 }
-                fwd.save();
+                if fwd.offsets != before || finished {
+                    fwd.save();
+                    last_output = std::time::Instant::now();
+                }
                 if finished {
                     break;
                 }
-                tokio::time::sleep(LOG_POLL).await;
+                // Boot output and bursts reach the sink within milliseconds; a quiet workload
+                // costs ten reads a second.
+                delay = if last_output.elapsed() < LOG_FAST_FOR {
+                    LOG_POLL_FAST
+                } else {
+                    (delay * 2).min(LOG_POLL)
+                };
+                tokio::time::sleep(delay).await;
             }
             let _ = done.send(true);
         });

@@ -239,6 +239,25 @@ fn tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The `<family>-restore` tools to try, best first: the legacy (x_tables) backend loads a
+/// namespace's table in about a third of the time the nf_tables one takes (it need not fetch and
+/// diff a ruleset cache), and a workload's namespace is only ever filled by us, so either is
+/// right; the default `<family>-restore` is the fallback.
+fn tools(family: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for name in [
+        format!("{family}-legacy-restore"),
+        format!("{family}-restore"),
+    ] {
+        if let Some(p) = tool(&name) {
+            if !found.contains(&p) {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
 /// Why firewalls cannot be applied here, if they cannot.
 pub fn support() -> std::result::Result<(), String> {
     match tool("iptables-restore") {
@@ -290,21 +309,37 @@ pub(crate) fn apply(netns: &Path, rendered: &RenderedFirewall) -> Result<()> {
             "refusing to load a firewall into ferrocloud's own network namespace".into(),
         ));
     }
-    let v4 = tool("iptables-restore").ok_or_else(|| RuntimeError::Unsupported {
-        driver: "linux",
-        what: "firewalls: iptables-restore (package iptables) is not installed".into(),
-    })?;
-    let v6 = tool("ip6tables-restore");
+    let v4 = tools("iptables");
+    if v4.is_empty() {
+        return Err(RuntimeError::Unsupported {
+            driver: "linux",
+            what: "firewalls: iptables-restore (package iptables) is not installed".into(),
+        });
+    }
+    let v6 = tools("ip6tables");
     let (t4, t6) = (rendered.ipv4.clone(), rendered.ipv6.clone());
     let res = crate::net::in_netns(netns.to_path_buf(), move || {
         // Both families at once: they are independent tables.
-        let c4 = restore(&v4, &t4)?;
-        let c6 = v6.as_ref().and_then(|t| restore(t, &t6).ok());
-        let out4 = c4.wait_with_output()?;
-        let ipv6_ok = match c6 {
+        let c4 = restore(&v4[0], &t4)?;
+        let c6 = v6.first().and_then(|t| restore(t, &t6).ok());
+        let mut out4 = c4.wait_with_output()?;
+        let mut ipv6_ok = match c6 {
             Some(c) => c.wait_with_output()?.status.success(),
             None => false,
         };
+        // The next backend where the preferred one cannot work here.
+        for t in v4.iter().skip(1) {
+            if out4.status.success() {
+                break;
+            }
+            out4 = restore(t, &t4)?.wait_with_output()?;
+        }
+        for t in v6.iter().skip(1) {
+            if ipv6_ok {
+                break;
+            }
+            ipv6_ok = restore(t, &t6)?.wait_with_output()?.status.success();
+        }
         if !ipv6_ok {
             // No IPv6 filter: no IPv6 at all in this namespace rather than an open one.
             let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");

@@ -210,6 +210,11 @@ pub struct NetworkSpec {
     pub ip: Option<Ipv4Addr>,
     #[serde(default)]
     pub ports: Vec<PortSpec>,
+    /// Networks sharing a routing domain reach each other through the router namespace (the
+    /// subnets of one VPC); traffic between domains, or from a network without one, is never
+    /// forwarded.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// A TCP port published on the host's 127.0.0.1.

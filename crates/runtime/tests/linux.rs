@@ -279,6 +279,7 @@ fn net(network: &str, ip: Option<Ipv4Addr>, ports: Vec<PortSpec>) -> Option<Netw
         cidr: "10.231.7.0/24".into(),
         ip,
         ports,
+        domain: None,
     })
 }
 
@@ -401,6 +402,7 @@ async fn networking_between_workloads_ports_and_link_local() {
         cidr: "10.231.8.0/24".into(),
         ip: None,
         ports: vec![],
+        domain: None,
     });
     d.start(spec).await.unwrap();
     d.wait("other").await.unwrap();

@@ -336,6 +336,7 @@ impl Executor {
                 cidr: NETWORK_CIDR.into(),
                 ip: None,
                 ports: Vec::new(),
+                domain: None,
             }),
             logs,
         })

@@ -252,18 +252,19 @@ impl Exec {
             ("FC_STATE".into(), fc_state),
         ];
         let network = if caps.networking {
-            let subnet_cidr = self
+            let subnet = self
                 .store
                 .get_json::<vpcs::SubnetRecord>(&scope, super::SUBNETS, &rec.subnet_id)
                 .ok()
                 .flatten()
-                .map(|s| s.cidr_block)
                 .ok_or_else(|| format!("subnet {} not found", rec.subnet_id))?;
             Some(NetworkSpec {
                 network: rec.subnet_id.clone(),
-                cidr: subnet_cidr,
+                cidr: subnet.cidr_block,
                 ip: rec.private_ip.parse::<Ipv4Addr>().ok(),
                 ports: super::security_groups::instance_ports(),
+                // The subnets of a VPC route to each other (its local route).
+                domain: Some(subnet.vpc_id),
             })
         } else {
             None
@@ -607,15 +608,16 @@ echo "$n" > "$S/boots"
 echo "ferrocloud: boot $n of $FC_INSTANCE_ID"
 # Security groups are enforced (and ssh set up) before anything else runs.
 i=0
-while [ ! -e "$FC_BOOT/net-ready" ] && [ "$i" -lt 1500 ]; do sleep 0.01; i=$((i + 1)); done
+while [ ! -e "$FC_BOOT/net-ready" ] && [ "$i" -lt 7500 ]; do sleep 0.002; i=$((i + 1)); done
 [ -f "$FC_BOOT/ssh/setup.sh" ] && /bin/sh "$FC_BOOT/ssh/setup.sh" 2>&1
 if [ ! -e "$S/user-data-done" ]; then
   : > "$S/user-data-done"
   for f in "$FC_BOOT"/scripts/*; do
     [ -f "$f" ] || continue
-    cp "$f" "$S/part" && chmod 700 "$S/part"
-    case "$(head -c 2 "$S/part")" in
-      '#!') "$S/part" 2>&1 ;;
+    install -m 700 "$f" "$S/part"
+    IFS= read -r first < "$S/part"
+    case "$first" in
+      '#!'*) "$S/part" 2>&1 ;;
       *) /bin/sh "$S/part" 2>&1 ;;
     esac
     echo "ferrocloud: user data part $(basename "$f") exited with $?"

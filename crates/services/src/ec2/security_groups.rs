@@ -1297,15 +1297,15 @@ fn set_ssh_tag(store: &dyn Store, scope: &Scope, id: &str, port: Option<u16>) {
 /// public key, `sshd`. Its output is console output.
 pub(crate) const SSH_SETUP: &str = r#"# ferrocloud: SSH access to the instance (written by ferrocloud; runs at every boot)
 B="${FC_BOOT:-/.ferrocloud}/ssh"
-U="$(cat "$B/user" 2>/dev/null)"
+U=""
+[ -f "$B/user" ] && read -r U < "$B/user"
+# Few processes: each costs a boot about a millisecond.
 free_id() {
-  n=$2
-  while cut -d: -f3 "$1" 2>/dev/null | grep -qx "$n"; do n=$((n + 1)); done
-  echo "$n"
+  awk -F: -v n="$2" '{ u[$3] = 1 } END { while (n in u) n++; print n }' "$1" 2>/dev/null || echo "$2"
 }
 if [ -n "$U" ] && [ -w /etc/passwd ] && ! grep -q "^$U:" /etc/passwd; then
   uid=$(free_id /etc/passwd 1000)
-  gid=$(grep "^$U:" /etc/group 2>/dev/null | cut -d: -f3)
+  gid=$(awk -F: -v u="$U" '$1 == u { print $3; exit }' /etc/group 2>/dev/null)
   if [ -z "$gid" ]; then
     gid=$(free_id /etc/group "$uid")
     echo "$U:x:$gid:" >> /etc/group
@@ -1316,29 +1316,27 @@ if [ -n "$U" ] && [ -w /etc/passwd ] && ! grep -q "^$U:" /etc/passwd; then
   if [ -f /etc/shadow ] && ! grep -q "^$U:" /etc/shadow; then
     echo "$U:*:20000:0:99999:7:::" >> /etc/shadow
   fi
-  mkdir -p "/home/$U" && chown "$uid:$gid" "/home/$U" && chmod 755 "/home/$U"
+  mkdir -p -m 755 "/home/$U" && chown "$uid:$gid" "/home/$U"
   if [ -d /etc/sudoers.d ]; then
-    echo "$U ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/90-ferrocloud-users
-    chmod 440 /etc/sudoers.d/90-ferrocloud-users
+    (umask 337 && echo "$U ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/90-ferrocloud-users)
   fi
   echo "ferrocloud: created user $U"
 fi
 # A locked password must not lock key logins out.
-if [ -n "$U" ] && [ -w /etc/shadow ]; then
+if [ -n "$U" ] && [ -w /etc/shadow ] && grep -q "^$U:!" /etc/shadow; then
   sed -i "s/^$U:![^:]*:/$U:*:/" /etc/shadow
 fi
 install_keys() {
-  entry=$(grep "^$1:" /etc/passwd | head -n 1)
-  home=$(echo "$entry" | cut -d: -f6)
-  owner=$(echo "$entry" | cut -d: -f3,4)
+  set -- $(awk -F: -v u="$1" '$1 == u { print $6, $3 ":" $4; exit }' /etc/passwd)
+  home=$1 owner=$2
   [ -n "$home" ] || return 0
-  mkdir -p "$home/.ssh" && chmod 700 "$home/.ssh"
-  touch "$home/.ssh/authorized_keys"
-  while IFS= read -r k; do
-    [ -n "$k" ] || continue
-    grep -qxF "$k" "$home/.ssh/authorized_keys" || printf '%s\n' "$k" >> "$home/.ssh/authorized_keys"
-  done < "$B/authorized_keys"
-  chmod 600 "$home/.ssh/authorized_keys"
+  mkdir -p -m 700 "$home/.ssh"
+  f="$home/.ssh/authorized_keys"
+  (umask 177 && touch "$f")
+  chmod go-rwx "$home/.ssh" "$f"
+  # Keys not there yet, appended in their order (the file is read to its end first).
+  awk -v out="$f" 'FILENAME == out { have[$0] = 1; next }
+    NF && !($0 in have) { have[$0] = 1; print >> out }' "$f" "$B/authorized_keys"
   chown -R "$owner" "$home/.ssh"
 }
 if [ -s "$B/authorized_keys" ]; then
