@@ -1,8 +1,10 @@
 """EBS volumes attached to running instances (mounted live at /mnt/ebs/<device>), their data
-across detach, re-attach, stop/start and termination, encryption at rest, instance store
-(kept across reboot, lost on stop), and custom AMIs made with CreateImage.
+across detach, re-attach, stop/start, termination and server restarts, their sizes (ENOSPC
+past the size, `df`, growth; encrypted volumes too; volumes of the older directory format),
+encryption at rest, instance store (kept across reboot, lost on stop), and custom AMIs made
+with CreateImage.
 
-The instances run an "agent" from their user data: the user data removes its own
+Most instances run an "agent" from their user data: the user data removes its own
 run-once marker so that it runs at every boot, and starts a loop that writes `data.txt` on
 every mounted volume that has none and prints the state of the mounts to the console
 whenever it changes (`STATE[ /mnt/ebs/sdf=... vols=... ]`)."""
@@ -561,3 +563,276 @@ def test_ami_from_a_pushed_registry_image(ec2, server, launched):
                     image=ami)
     wait_console(ec2, iid, lambda t: f"REG={marker}" in t)
     ec2.deregister_image(ImageId=ami)
+
+
+# ---- volume sizes (linux driver): a volume is a filesystem of its size ----
+#
+# These instances run a "probe": for each volume newly mounted under /mnt/ebs it tries to write
+# 1.2 GiB, notes whether that failed with No space left on device, deletes it, reads the size
+# `df` shows, writes `data.txt` (if given something to write and there is none) and prints
+# `PROBE[<mount> enospc=0|1 size=<bytes> data=<data.txt> files=<names> ]`.
+
+PROBE = r"""#!/bin/sh
+rm -f /var/lib/cloud/ferrocloud/user-data-done
+cat > /root/probe.sh <<'EOF'
+root_dev=$(stat -c %d /)
+seen=""
+while true; do
+  now=""
+  for d in /mnt/ebs/*; do
+    [ -d "$d" ] || continue
+    [ "$(stat -c %d "$d")" = "$root_dev" ] && continue
+    now="$now $d"
+    case " $seen " in *" $d "*) continue;; esac
+    out=$(dd if=/dev/zero of="$d/fill" bs=1M count=1229 2>&1)
+    case "$out" in *"No space left on device"*) full=1;; *) full=0;; esac
+    rm -f "$d/fill"
+    size=$(df -B1 --output=size "$d" | tail -1 | tr -d ' ')
+    if [ -n "$WRITE" ] && [ ! -e "$d/data.txt" ]; then echo "$WRITE" > "$d/data.txt"; sync; fi
+    echo "PROBE[$d enospc=$full size=$size data=$(cat "$d/data.txt" 2>/dev/null) files=$(ls "$d" | tr '\n' ',') ]"
+  done
+  seen="$now"
+  sleep 0.3
+done
+EOF
+mkdir -p /root
+WRITE="%WRITE%" /bin/sh /root/probe.sh &
+echo "probe started"
+"""
+
+GIB = 1 << 30
+
+
+def prober(write=""):
+    return PROBE.replace("%WRITE%", write)
+
+
+def probe(ec2, iid, mount, after=0, timeout=90):
+    """Wait for the probe of `mount` printed after console offset `after`: (enospc, df size,
+    data.txt, files, console length)."""
+    import re
+    pat = re.compile(r"PROBE\[" + re.escape(mount) + r" enospc=(\d) size=(\d+) data=(\S*) "
+                     r"files=(\S*) \]")
+    text = wait_console(ec2, iid, lambda t: pat.search(t[after:]) is not None, timeout)
+    m = pat.search(text[after:])
+    return m.group(1) == "1", int(m.group(2)), m.group(3), m.group(4), len(text)
+
+
+def volume_dir(server, vid):
+    for root, dirs, _ in os.walk(server.data_dir):
+        if os.path.basename(root) == "volumes" and vid in dirs:
+            return os.path.join(root, vid)
+    raise AssertionError(f"no data directory for {vid}")
+
+
+def loops(server):
+    """Loop devices backed by files under the server's data directory."""
+    import subprocess
+    out = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if server.data_dir in l]
+
+
+def wait_no_loops(server, timeout=30):
+    deadline = time.time() + timeout
+    while loops(server) and time.time() < deadline:
+        time.sleep(0.2)
+    assert loops(server) == []
+
+
+@needs_linux
+def test_volume_size_is_enforced_and_data_survives(ec2, server, launched, volumes):
+    marker = unique("sized")
+    (a,), az = run(ec2, launched, prober(marker))
+    (b,), _ = run(ec2, launched, prober(), Placement={"AvailabilityZone": az})
+    v = ec2.create_volume(AvailabilityZone=az, Size=1)["VolumeId"]
+    volumes.append(v)
+    ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdf")
+    wait_volume(ec2, v, "in-use", "attached")
+    # 1.2 GiB do not fit on 1 GiB; df shows about 1 GiB; the data written after is kept.
+    full, size, data, _, _ = probe(ec2, a, "/mnt/ebs/sdf")
+    assert full, "writing 1.2 GiB fails with No space left on device"
+    assert 0.85 * GIB < size <= GIB, size
+    assert data == marker
+    # On the host: a sparse image of exactly the size, on one loop device while attached.
+    img = os.path.join(volume_dir(server, v), os.listdir(volume_dir(server, v))[0])
+    assert os.listdir(volume_dir(server, v)) == [os.path.basename(img)]
+    assert os.stat(img).st_size == GIB
+    # The probe deleted what it wrote: the image gives the space back (discard).
+    deadline = time.time() + 30
+    while os.stat(img).st_blocks * 512 > GIB // 4 and time.time() < deadline:
+        time.sleep(0.2)
+    assert os.stat(img).st_blocks * 512 < GIB // 4, "deleted data takes no space on the host"
+    assert len([l for l in loops(server) if v in l]) == 1
+    snap = ec2.create_snapshot(VolumeId=v)["SnapshotId"]
+    ec2.detach_volume(VolumeId=v)
+    wait_volume(ec2, v, "available")
+    wait_no_loops(server)
+    # Re-attached elsewhere: the data is there, the size still holds.
+    ec2.attach_volume(VolumeId=v, InstanceId=b, Device="/dev/sdg")
+    full, size, data, _, _ = probe(ec2, b, "/mnt/ebs/sdg")
+    assert (full, data) == (True, marker) and size <= GIB
+    # A 2 GiB volume from the 1 GiB snapshot: the data, and a filesystem of 2 GiB.
+    v2 = ec2.create_volume(AvailabilityZone=az, SnapshotId=snap, Size=2)["VolumeId"]
+    volumes.append(v2)
+    ec2.attach_volume(VolumeId=v2, InstanceId=b, Device="/dev/sdh")
+    full, size, data, _, _ = probe(ec2, b, "/mnt/ebs/sdh")
+    assert (full, data) == (False, marker), "1.2 GiB fit on 2 GiB"
+    assert 1.8 * GIB < size <= 2 * GIB, size
+    # Growing a volume grows its filesystem (at the latest when it is next attached).
+    ec2.detach_volume(VolumeId=v)
+    wait_volume(ec2, v, "available")
+    ec2.modify_volume(VolumeId=v, Size=2)
+    ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdi")
+    full, size, data, _, _ = probe(ec2, a, "/mnt/ebs/sdi")
+    assert (full, data) == (False, marker) and 1.8 * GIB < size <= 2 * GIB, size
+    for x in (v, v2):
+        ec2.detach_volume(VolumeId=x)
+    for x in (v, v2):
+        wait_volume(ec2, x, "available")
+    wait_no_loops(server)
+    ec2.delete_snapshot(SnapshotId=snap)
+
+
+@needs_linux
+def test_encrypted_volume_is_sized(ec2, server, launched, volumes):
+    marker = unique("sealed")
+    (a,), az = run(ec2, launched, prober(marker))
+    v = ec2.create_volume(AvailabilityZone=az, Size=1, Encrypted=True)["VolumeId"]
+    volumes.append(v)
+    ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdf")
+    full, size, data, _, _ = probe(ec2, a, "/mnt/ebs/sdf")
+    assert full and 0.85 * GIB < size <= GIB and data == marker, console(ec2, a)[-2000:]
+    ec2.detach_volume(VolumeId=v)
+    wait_volume(ec2, v, "available")
+    for path in host_files(server, v):
+        with open(path, "rb") as f:
+            assert marker.encode() not in f.read(), path
+    # Grown while detached: opened at the new size, with its data.
+    ec2.modify_volume(VolumeId=v, Size=2)
+    ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdg")
+    full, size, data, _, _ = probe(ec2, a, "/mnt/ebs/sdg")
+    assert (full, data) == (False, marker) and 1.8 * GIB < size <= 2 * GIB, size
+    ec2.detach_volume(VolumeId=v)
+    wait_volume(ec2, v, "available")
+
+
+@needs_linux
+def test_volume_of_an_earlier_version_becomes_sized(ec2, server, launched, volumes):
+    """Volumes stored as plain directories (earlier versions) keep their files and get their
+    size on first attach; their directory snapshots still make volumes."""
+    (a,), az = run(ec2, launched, prober())
+    v = ec2.create_volume(AvailabilityZone=az, Size=1)["VolumeId"]
+    volumes.append(v)
+    d = volume_dir(server, v)
+    os.makedirs(os.path.join(d, "sub"))
+    with open(os.path.join(d, "data.txt"), "w") as f:
+        f.write("old-format\n")
+    with open(os.path.join(d, "sub", "x"), "w") as f:
+        f.write("x")
+    snap = ec2.create_snapshot(VolumeId=v)["SnapshotId"]
+    ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdf")
+    full, size, data, files, _ = probe(ec2, a, "/mnt/ebs/sdf")
+    assert full and size <= GIB and data == "old-format" and "sub" in files.split(","), files
+    assert len(os.listdir(d)) == 1, "only the image is left"
+    ec2.detach_volume(VolumeId=v)
+    wait_volume(ec2, v, "available")
+    v2 = ec2.create_volume(AvailabilityZone=az, SnapshotId=snap)["VolumeId"]
+    volumes.append(v2)
+    ec2.attach_volume(VolumeId=v2, InstanceId=a, Device="/dev/sdg")
+    full, size, data, _, _ = probe(ec2, a, "/mnt/ebs/sdg")
+    assert full and data == "old-format"
+    ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdh")
+    full, _, data, _, _ = probe(ec2, a, "/mnt/ebs/sdh")
+    assert full and data == "old-format"
+    for x in (v, v2):
+        ec2.detach_volume(VolumeId=x)
+    for x in (v, v2):
+        wait_volume(ec2, x, "available")
+    wait_no_loops(server)
+    ec2.delete_snapshot(SnapshotId=snap)
+
+
+@needs_linux
+def test_launch_volume_sized_and_released_at_termination(ec2, server, launched):
+    ids, _ = run(ec2, launched, prober("at-launch"), BlockDeviceMappings=[
+        {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}])
+    full, size, data, _, _ = probe(ec2, ids[0], "/mnt/ebs/sdf")
+    assert full and size <= GIB and data == "at-launch"
+    inst = ec2.describe_instances(InstanceIds=ids)["Reservations"][0]["Instances"][0]
+    vid = [b["Ebs"]["VolumeId"] for b in inst["BlockDeviceMappings"]
+           if b["DeviceName"] == "/dev/sdf"][0]
+    # Stop/start: mounted again at boot, data kept.
+    ec2.stop_instances(InstanceIds=ids)
+    wait_state(ec2, ids, "stopped")
+    wait_no_loops(server)
+    after = len(console(ec2, ids[0]))
+    ec2.start_instances(InstanceIds=ids)
+    wait_state(ec2, ids, "running")
+    full, _, data, _, _ = probe(ec2, ids[0], "/mnt/ebs/sdf", after=after)
+    assert full and data == "at-launch"
+    ec2.terminate_instances(InstanceIds=ids)
+    wait_state(ec2, ids, "terminated")
+    launched.remove(ids[0])
+    with pytest.raises(ClientError) as e:
+        ec2.describe_volumes(VolumeIds=[vid])
+    assert err(e) == "InvalidVolume.NotFound"
+    wait_no_loops(server)
+    assert not host_files(server, vid)
+
+
+@needs_linux
+def test_attached_volume_survives_a_server_restart(fresh_server):
+    s = fresh_server()
+    ec2 = s.client("ec2")
+    launched = []
+    try:
+        (a,), az = run(ec2, launched, prober("before-restart"))
+        v = ec2.create_volume(AvailabilityZone=az, Size=1)["VolumeId"]
+        ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdf")
+        full, _, data, _, _ = probe(ec2, a, "/mnt/ebs/sdf")
+        assert full and data == "before-restart"
+        data_dir = s.data_dir
+        assert s.stop() == 0
+        s = fresh_server(data_dir=data_dir)
+        ec2 = s.client("ec2")
+        assert len([l for l in loops(s) if v in l]) == 1, "still mounted"
+        # A second attachment point of the running instance, and the first one detached.
+        v2 = ec2.create_volume(AvailabilityZone=az, Size=1)["VolumeId"]
+        ec2.attach_volume(VolumeId=v2, InstanceId=a, Device="/dev/sdg")
+        full, _, data, _, _ = probe(ec2, a, "/mnt/ebs/sdg")
+        assert full and data == "before-restart"
+        ec2.detach_volume(VolumeId=v)
+        wait_volume(ec2, v, "available")
+        assert [l for l in loops(s) if v in l] == []
+        ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdh")
+        full, _, data, _, _ = probe(ec2, a, "/mnt/ebs/sdh")
+        assert full and data == "before-restart"
+    finally:
+        if launched:
+            ec2.terminate_instances(InstanceIds=launched)
+            wait_state(ec2, launched, "terminated")
+    for x in (v, v2):
+        wait_volume(ec2, x, "available")
+        ec2.delete_volume(VolumeId=x)
+    wait_no_loops(s)
+
+
+@needs_linux
+def test_multi_attach_volume_is_one_filesystem(ec2, server, launched, volumes):
+    (a,), az = run(ec2, launched, prober("shared"))
+    (b,), _ = run(ec2, launched, prober(), Placement={"AvailabilityZone": az})
+    v = ec2.create_volume(AvailabilityZone=az, Size=4, VolumeType="io1", Iops=100,
+                          MultiAttachEnabled=True)["VolumeId"]
+    volumes.append(v)
+    ec2.attach_volume(VolumeId=v, InstanceId=a, Device="/dev/sdf")
+    full, size, data, _, _ = probe(ec2, a, "/mnt/ebs/sdf")
+    assert (full, data) == (False, "shared") and 3.6 * GIB < size <= 4 * GIB, size
+    ec2.attach_volume(VolumeId=v, InstanceId=b, Device="/dev/sdf")
+    full, size, data, _, _ = probe(ec2, b, "/mnt/ebs/sdf")
+    assert data == "shared" and size <= 4 * GIB
+    assert len([l for l in loops(server) if v in l]) == 1, "one filesystem, one loop device"
+    ec2.detach_volume(VolumeId=v, InstanceId=a)
+    wait_volume(ec2, v, "in-use", "attached")
+    ec2.detach_volume(VolumeId=v, InstanceId=b)
+    wait_volume(ec2, v, "available")
+    wait_no_loops(server)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
 
 use crate::init::{read_status, write_status, Bind, ExecRequest, InitSpec, Overlay};
-use crate::net::{short_hash, Cidr, Router};
+use crate::net::{domain_key, short_hash, Cidr, Router};
 use crate::{
     cgroup, sys, Capabilities, Driver, DriverConfig, ExecOutput, ExecSpec, ExitStatus, Handle,
     LinkLocalHandler, LogSink, LogTarget, MountSource, NetworkState, PublishedPort, Recovered,
@@ -468,21 +468,27 @@ impl Engine {
 
     fn spawn_link_local(
         &self,
-        r: &Router,
+        r: &Arc<Router>,
         addr: SocketAddrV4,
         handler: Arc<dyn LinkLocalHandler>,
     ) -> Result<()> {
         let listener = r.listen(SocketAddr::V4(addr))?;
         let weak: Weak<Inner> = Arc::downgrade(&self.0);
+        let router = Arc::downgrade(r);
         let task = spawn_accept(listener, move |stream, peer| {
+            // The peer is the workload with that address in the routing domain the
+            // connection came from (its mark): domains' address ranges may overlap.
+            let mark = crate::net::socket_mark(&stream);
             let id = weak.upgrade().and_then(|inner| {
                 let ip = match peer {
                     SocketAddr::V4(a) => *a.ip(),
                     SocketAddr::V6(_) => return None,
                 };
+                let router = router.upgrade()?;
                 lock(&inner.workloads).iter().find_map(|(id, w)| {
                     let h = lock(&w.handle);
-                    (h.network.as_ref().map(|n| n.ip) == Some(ip)).then(|| id.clone())
+                    let n = h.network.as_ref()?;
+                    (n.ip == ip && router.peer_on(&n.bridge, mark)).then(|| id.clone())
                 })
             });
             handler.handle(peer, id, stream);
@@ -668,7 +674,8 @@ impl Engine {
                 host_veth: format!("fcv{}", short_hash(&[&self.0.instance, &id])),
                 ports: Vec::new(),
             };
-            net_plan = Some((router, cidr, state));
+            let key = domain_key(&n.network, n.domain.as_deref());
+            net_plan = Some((router, cidr, state, key));
         }
         // Placeholder entry reserves the id and address.
         let (logs_tx, logs_rx) = tokio::sync::watch::channel(false);
@@ -682,7 +689,7 @@ impl Engine {
                 supervisor_start: 0,
                 pid: 0,
                 cgroups: Vec::new(),
-                network: net_plan.as_ref().map(|(_, _, s)| s.clone()),
+                network: net_plan.as_ref().map(|(_, _, s, _)| s.clone()),
                 logs: spec.logs.clone(),
                 started_at_ms: now_ms(),
             }),
@@ -701,7 +708,7 @@ impl Engine {
         let spec2 = spec.clone();
         let plan2 = net_plan
             .as_ref()
-            .map(|(r, c, s)| (r.clone(), *c, s.clone()));
+            .map(|(r, c, s, k)| (r.clone(), *c, s.clone(), k.clone()));
         let res = tokio::task::spawn_blocking(move || engine.start_blocking(&spec2, plan2))
             .await
             .map_err(|e| RuntimeError::StartFailed {
@@ -720,12 +727,14 @@ impl Engine {
         };
         let mut handle = spawned.handle;
         // Published ports.
-        if let (Some((router, _, _)), Some(n)) = (&net_plan, &spec.network) {
+        if let (Some((router, _, _, _)), Some(n)) = (&net_plan, &spec.network) {
             let mut ports = Vec::new();
             for p in &n.ports {
-                let ip = handle.network.as_ref().map(|s| s.ip);
-                let Some(ip) = ip else { continue };
-                match publish(router, ip, p.container_port, p.host_port).await {
+                let Some(state) = handle.network.as_ref() else {
+                    continue;
+                };
+                let (bridge, ip) = (state.bridge.clone(), state.ip);
+                match publish(router, &bridge, ip, p.container_port, p.host_port).await {
                     Ok((addr, task)) => {
                         lock(&placeholder.tasks).push(task);
                         ports.push(PublishedPort {
@@ -756,7 +765,7 @@ impl Engine {
     fn start_blocking(
         &self,
         spec: &WorkloadSpec,
-        net: Option<(Arc<Router>, Cidr, NetworkState)>,
+        net: Option<(Arc<Router>, Cidr, NetworkState, String)>,
     ) -> Result<Spawned> {
         let i = &self.0;
         let id = &spec.id;
@@ -917,10 +926,13 @@ impl Engine {
             }
         };
         let mut net_state = None;
-        if let Some((router, cidr, state)) = net {
-            if let Err(e) = router.ensure_bridge(&state.bridge, &cidr).and_then(|_| {
-                router.attach(sup_pid, &state.bridge, &state.host_veth, state.ip, &cidr)
-            }) {
+        if let Some((router, cidr, state, key)) = net {
+            if let Err(e) = router
+                .ensure_bridge(&state.bridge, &cidr, &key)
+                .and_then(|_| {
+                    router.attach(sup_pid, &state.bridge, &state.host_veth, state.ip, &cidr)
+                })
+            {
                 router.detach(&state.host_veth);
                 return Err(fail(&mut child, e.to_string()));
             }
@@ -1259,10 +1271,13 @@ impl Engine {
                 let router = self.router().await?;
                 let mut ports = Vec::new();
                 for p in &n.ports {
-                    let res = match publish(&router, n.ip, p.container_port, p.host.port()).await {
-                        Ok(r) => Ok(r),
-                        Err(_) => publish(&router, n.ip, p.container_port, 0).await,
-                    };
+                    let res =
+                        match publish(&router, &n.bridge, n.ip, p.container_port, p.host.port())
+                            .await
+                        {
+                            Ok(r) => Ok(r),
+                            Err(_) => publish(&router, &n.bridge, n.ip, p.container_port, 0).await,
+                        };
                     let (addr, task) = res?;
                     lock(&w.tasks).push(task);
                     ports.push(PublishedPort {
@@ -1417,11 +1432,7 @@ impl Engine {
             let name = self.router_name();
             let _ = tokio::task::spawn_blocking(move || match router {
                 Some(r) => r.destroy(),
-                None if Router::exists(&name) => Router {
-                    ns_path: PathBuf::from("/run/netns").join(&name),
-                    name,
-                }
-                .destroy(),
+                None if Router::exists(&name) => Router::named(&name).destroy(),
                 None => {}
             })
             .await;
@@ -1534,9 +1545,11 @@ fn spawn_accept(
     Ok(task.abort_handle())
 }
 
-/// Publishes `ip:container_port` (inside the router namespace) on host 127.0.0.1:host_port.
+/// Publishes `ip:container_port` (inside the router namespace, on `bridge`) on host
+/// 127.0.0.1:host_port.
 async fn publish(
     router: &Arc<Router>,
+    bridge: &str,
     ip: Ipv4Addr,
     container_port: u16,
     host_port: u16,
@@ -1548,6 +1561,7 @@ async fn publish(
         .local_addr()
         .map_err(|e| RuntimeError::Network(format!("published port address: {e}")))?;
     let ns = router.ns_path.clone();
+    let bridge = bridge.to_string();
     let target = SocketAddr::from((ip, container_port));
     let task = tokio::spawn(async move {
         loop {
@@ -1555,13 +1569,15 @@ async fn publish(
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let ns = ns.clone();
+            let (ns, bridge) = (ns.clone(), bridge.clone());
             tokio::spawn(async move {
-                let up = tokio::task::spawn_blocking(move || Router::connect(ns, target)).await;
-                if let Ok(Ok(std_stream)) = up {
-                    if let Ok(mut up) = tokio::net::TcpStream::from_std(std_stream) {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
-                    }
+                // Bound to the workload's bridge: the address alone may exist in several
+                // routing domains.
+                let socket = tokio::task::spawn_blocking(move || Router::socket(ns, bridge)).await;
+                let Ok(Ok(socket)) = socket else { return };
+                let up = tokio::time::timeout(Duration::from_secs(5), socket.connect(target)).await;
+                if let Ok(Ok(mut up)) = up {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
                 }
             });
         }

@@ -25,7 +25,7 @@ mod firewall;
 mod init;
 mod net;
 mod resolve;
-mod scratch;
+pub mod scratch;
 mod sys;
 mod trim;
 

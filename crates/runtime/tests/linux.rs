@@ -504,3 +504,249 @@ async fn teardown_leaves_nothing() {
         }
     }
 }
+
+/// A server that names itself in its answer.
+fn named_server(name: &str) -> String {
+    SERVER.replace("'pong from", &format!("'{name}: pong from"))
+}
+
+/// One line from `target:port`, connecting from inside workload `id`: `refused` when something
+/// answered that nothing listens there, `unreachable` when nothing answered or the network
+/// said there is no way there.
+async fn probe(d: &Arc<dyn fc_runtime::Driver>, id: &str, target: &str, port: u16) -> String {
+    let script = format!(
+        "import socket\ntry:\n    c = socket.create_connection(('{target}', {port}), timeout=3)\n    \
+         print(c.recv(4096).decode().strip())\nexcept ConnectionRefusedError:\n    \
+         print('refused')\nexcept OSError:\n    print('unreachable')\n"
+    );
+    let out = d
+        .exec(
+            id,
+            fc_runtime::ExecSpec {
+                argv: vec!["python3".into(), "-c".into(), script],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.code, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn domain_net(network: &str, cidr: &str, domain: Option<&str>, ip: [u8; 4]) -> NetworkSpec {
+    NetworkSpec {
+        network: network.into(),
+        cidr: cidr.into(),
+        ip: Some(Ipv4Addr::from(ip)),
+        ports: vec![],
+        domain: domain.map(str::to_string),
+    }
+}
+
+fn fetch(port: SocketAddr) -> String {
+    let mut s = std::net::TcpStream::connect(port).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    buf.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_of_a_domain_route_and_domains_stay_apart() {
+    let mut env = env("domains");
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    env.api_port = api.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            if let Ok((mut s, _)) = api.accept().await {
+                let _ = s.write_all(b"api here\n").await;
+            }
+        }
+    });
+    let d = env.driver();
+    d.serve_link_local(IMDS_ADDRESS, Arc::new(Imds))
+        .await
+        .unwrap();
+    // Two "VPCs" with the same address ranges, a third one, and a network without a domain.
+    let nets = [
+        (
+            "a1",
+            "sub-a1",
+            "10.233.1.0/24",
+            Some("vpc-a"),
+            [10, 233, 1, 10],
+        ),
+        (
+            "a2",
+            "sub-a2",
+            "10.233.2.0/24",
+            Some("vpc-a"),
+            [10, 233, 2, 20],
+        ),
+        (
+            "b1",
+            "sub-b1",
+            "10.233.1.0/24",
+            Some("vpc-b"),
+            [10, 233, 1, 10],
+        ),
+        (
+            "b2",
+            "sub-b2",
+            "10.233.2.0/24",
+            Some("vpc-b"),
+            [10, 233, 2, 20],
+        ),
+        (
+            "c1",
+            "sub-c1",
+            "10.233.3.0/24",
+            Some("vpc-c"),
+            [10, 233, 3, 30],
+        ),
+        ("n1", "lambda-n1", "10.233.4.0/24", None, [10, 233, 4, 40]),
+    ];
+    let mut handles = Vec::new();
+    for (id, network, cidr, domain, ip) in nets {
+        let mut spec = env.spec(id, &["python3", "-c", &named_server(id)]);
+        let mut n = domain_net(network, cidr, domain, ip);
+        if id.ends_with('1') {
+            n.ports = vec![PortSpec {
+                container_port: 8080,
+                host_port: 0,
+            }];
+        }
+        spec.network = Some(n);
+        handles.push(d.start(spec).await.unwrap());
+        env.sink.wait_line(id, "listening").await;
+    }
+    let dd = d.clone();
+
+    // Across the subnets of one domain, both ways, with the real source address.
+    assert_eq!(
+        probe(&dd, "a2", "10.233.1.10", 8080).await,
+        "a1: pong from 10.233.1.10 to 10.233.2.20"
+    );
+    assert_eq!(
+        probe(&dd, "a1", "10.233.2.20", 8080).await,
+        "a2: pong from 10.233.2.20 to 10.233.1.10"
+    );
+    // The overlapping domain reaches its own workloads at the same addresses.
+    assert_eq!(
+        probe(&dd, "b2", "10.233.1.10", 8080).await,
+        "b1: pong from 10.233.1.10 to 10.233.2.20"
+    );
+    assert_eq!(
+        probe(&dd, "b1", "10.233.2.20", 8080).await,
+        "b2: pong from 10.233.2.20 to 10.233.1.10"
+    );
+    // Nothing crosses domains, nor leaves or enters a network without one.
+    for (from, to) in [
+        ("c1", "10.233.1.10"),
+        ("c1", "10.233.2.20"),
+        ("c1", "10.233.4.40"),
+        ("a1", "10.233.3.30"),
+        ("a1", "10.233.4.40"),
+        ("n1", "10.233.1.10"),
+        ("n1", "10.233.3.30"),
+        // Another domain's gateway is not even the router's to answer.
+        ("c1", "10.233.1.1"),
+    ] {
+        assert_eq!(
+            probe(&dd, from, to, 8080).await,
+            "unreachable",
+            "{from} -> {to}"
+        );
+    }
+    // Its own gateways are (nothing listens there).
+    assert_eq!(probe(&dd, "c1", "10.233.3.1", 8080).await, "refused");
+    assert_eq!(probe(&dd, "a1", "10.233.2.1", 8080).await, "refused");
+    // Link-local services identify the workload within its own domain, and answer it there.
+    for id in ["a1", "b1", "a2", "b2", "n1"] {
+        let ip = handles
+            .iter()
+            .find(|h| h.id == id)
+            .unwrap()
+            .network
+            .clone()
+            .unwrap()
+            .ip;
+        assert_eq!(
+            probe(&dd, id, "169.254.169.254", 80).await,
+            format!("imds for {id} at {ip}")
+        );
+        let api = d.api_address();
+        assert_eq!(
+            probe(&dd, id, &api.ip().to_string(), api.port()).await,
+            "api here"
+        );
+    }
+    // Published ports reach the right one of two workloads with the same address.
+    for h in &handles {
+        let n = h.network.clone().unwrap();
+        if let Some(p) = n.ports.first() {
+            let host = p.host;
+            let got = tokio::task::spawn_blocking(move || fetch(host))
+                .await
+                .unwrap();
+            assert_eq!(
+                got,
+                format!("{}: pong from {} to {}", h.id, n.ip, n.gateway)
+            );
+        }
+    }
+    // A restarted server finds its domains again: the same routing for a new workload.
+    let router = handles[0].network.clone().unwrap().router_ns;
+    // c1's bridge as a version without routing domains left it (no state in its alias).
+    let c1 = handles.iter().find(|h| h.id == "c1").unwrap();
+    let bridge = c1.network.clone().unwrap().bridge;
+    let out = std::process::Command::new("ip")
+        .args(["-n", &router, "link", "set", "dev", &bridge, "alias", ""])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    drop(dd);
+    drop(d);
+    let d = env.driver();
+    d.serve_link_local(IMDS_ADDRESS, Arc::new(Imds))
+        .await
+        .unwrap();
+    for h in &handles {
+        assert_eq!(d.recover(h).await.unwrap(), fc_runtime::Recovered::Running);
+    }
+    let mut spec = env.spec("b3", &["python3", "-c", &named_server("b3")]);
+    spec.network = Some(domain_net(
+        "sub-b3",
+        "10.233.5.0/24",
+        Some("vpc-b"),
+        [10, 233, 5, 50],
+    ));
+    d.start(spec).await.unwrap();
+    env.sink.wait_line("b3", "listening").await;
+    let dd = d.clone();
+    assert_eq!(
+        probe(&dd, "b3", "10.233.1.10", 8080).await,
+        "b1: pong from 10.233.1.10 to 10.233.5.50"
+    );
+    assert_eq!(
+        probe(&dd, "a1", "10.233.5.50", 8080).await,
+        "unreachable",
+        "a new network of another domain"
+    );
+    // The adopted bridge is a domain of its own, and its workload is known to the services.
+    assert_eq!(
+        probe(&dd, "c1", "169.254.169.254", 80).await,
+        "imds for c1 at 10.233.3.30"
+    );
+    assert_eq!(probe(&dd, "c1", "10.233.1.10", 8080).await, "unreachable");
+    assert_eq!(probe(&dd, "b1", "10.233.3.30", 8080).await, "unreachable");
+    for id in ["a1", "a2", "b1", "b2", "b3", "c1", "n1"] {
+        d.destroy(id).await.unwrap();
+    }
+    for h in &handles {
+        assert_gone(h).await;
+    }
+    d.shutdown().await;
+    let ns = std::path::Path::new("/run/netns").join(&router);
+    eventually("router namespace removal", || (!ns.exists()).then_some(())).await;
+}

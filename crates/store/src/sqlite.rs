@@ -243,6 +243,22 @@ impl SqliteStore {
     }
 
     /// A free read connection if there is one, else wait for the next one in turn.
+    /// The connection for a point read: the writer's when no commit holds it, else a reader.
+    /// A reader's page cache is dropped whenever it finds that the database changed since its
+    /// last read (SQLite's WAL rule), so under a stream of writes every reader lookup reads its
+    /// B-tree path again from the file; the writer made those changes and its cache stays valid.
+    /// Between commits the writer has no open transaction, so it reads the last commit.
+    fn point_reader(&self) -> MutexGuard<'_, Connection> {
+        if !self.readers.is_empty() {
+            match self.writer.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.reader()
+    }
+
     fn reader(&self) -> MutexGuard<'_, Connection> {
         let n = self.readers.len();
         if n == 0 {
@@ -738,7 +754,7 @@ fn read_export(path: &Path) -> Result<Vec<ImportRecord>> {
 
 impl Store for SqliteStore {
     fn get(&self, scope: &Scope, table: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let conn = self.reader();
+        let conn = self.point_reader();
         let err = |e| db_error("get", e);
         let mut stmt = conn.prepare_cached(SQL_GET).map_err(err)?;
         stmt.query_row(params![scope.account, scope.region, table, key], |row| {

@@ -70,45 +70,58 @@ impl Template {
     /// Match the raw request path segments; the decoded labels on success.
     fn match_path(&self, raw: &[&str]) -> Option<Vec<(String, String)>> {
         let mut labels = Vec::new();
+        self.walk(raw, Some(&mut labels)).then_some(labels)
+    }
+
+    /// Whether the raw path segments match, without decoding labels (no allocation unless a
+    /// literal segment arrives percent-encoded): every request tries every route of its method.
+    fn matches_path(&self, raw: &[&str]) -> bool {
+        self.walk(raw, None)
+    }
+
+    fn walk(&self, raw: &[&str], mut labels: Option<&mut Vec<(String, String)>>) -> bool {
         let mut i = 0;
         for (t, seg) in self.segs.iter().enumerate() {
             match seg {
                 TSeg::Literal(lit) => {
-                    let got = raw.get(i)?;
-                    if *got != lit && percent_decode(got) != *lit {
-                        return None;
+                    let Some(got) = raw.get(i) else {
+                        return false;
+                    };
+                    if *got != lit && (!got.contains('%') || percent_decode(got) != *lit) {
+                        return false;
                     }
                     i += 1;
                 }
                 TSeg::Label(name) => {
-                    let got = raw.get(i)?;
+                    let Some(got) = raw.get(i) else {
+                        return false;
+                    };
                     if got.is_empty() {
-                        return None;
+                        return false;
                     }
-                    labels.push((name.clone(), percent_decode(got)));
+                    if let Some(l) = labels.as_deref_mut() {
+                        l.push((name.clone(), percent_decode(got)));
+                    }
                     i += 1;
                 }
                 TSeg::Greedy(name) => {
                     let tail = self.segs.len() - t - 1;
-                    let end = raw.len().checked_sub(tail)?;
-                    if end <= i {
-                        return None;
+                    let Some(end) = raw.len().checked_sub(tail) else {
+                        return false;
+                    };
+                    // The joined segments are empty only when they are one empty segment.
+                    if end <= i || (end - i == 1 && raw[i].is_empty()) {
+                        return false;
                     }
-                    let joined = raw[i..end].join("/");
-                    if joined.is_empty() {
-                        return None;
+                    if let Some(l) = labels.as_deref_mut() {
+                        l.push((name.clone(), percent_decode(&raw[i..end].join("/"))));
                     }
-                    labels.push((name.clone(), percent_decode(&joined)));
                     i = end;
                 }
             }
         }
         // Allow one trailing slash.
-        match &raw[i.min(raw.len())..] {
-            [] => Some(labels),
-            [""] => Some(labels),
-            _ => None,
-        }
+        matches!(&raw[i.min(raw.len())..], [] | [""])
     }
 
     fn match_query(&self, pairs: &[(String, String)]) -> bool {
@@ -194,7 +207,7 @@ impl Matcher {
         let pairs = req.query_pairs();
         let mut best: Option<(Score, usize)> = None;
         for route in routes {
-            if route.template.match_path(&raw).is_none() || !route.template.match_query(&pairs) {
+            if !route.template.matches_path(&raw) || !route.template.match_query(&pairs) {
                 continue;
             }
             let all_present = route.needed.iter().all(|n| match n {

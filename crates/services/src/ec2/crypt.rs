@@ -1,21 +1,33 @@
-//! Encryption at rest of EBS data (`Encrypted=true` volumes and their snapshots).
+//! Encryption at rest of EBS data (`Encrypted=true` volumes and their snapshots), in two
+//! formats.
 //!
-//! An encrypted volume's (or snapshot's) data directory holds exactly one file,
-//! [`SEALED`]: a tar archive of the filesystem (made and read by the host's `tar`, owners and
-//! modes kept) encrypted with AES-256-GCM under a data key of its own. The data key is stored
-//! in the file's header wrapped (AES-256-GCM) with the EBS master key,
-//! `<data_dir>/keys/ebs-master.key` (32 random bytes, mode 0600, created on first use; there
-//! is no KMS service yet, so the volume's `KmsKeyId` is recorded but not used). Copying the
-//! directory (snapshots, volumes from snapshots, snapshot copies) copies the ciphertext.
+//! **Sized images** (what an encrypted volume becomes when first attached where the kernel has
+//! ext4 encryption, see `volumes`): the volume's image holds one directory, `volume/`,
+//! encrypted by the kernel (ext4 encryption, v2 policy: AES-256-XTS contents, AES-256-CTS
+//! names) under a 64-byte key of the volume's own, stored next to the image wrapped
+//! (AES-256-GCM) by the EBS master key ([`IMAGE_KEY`]). The key is given to the filesystem when
+//! it is mounted on the host and goes with its last mount, so file contents and names reach
+//! the disk only encrypted, and the instance writes to a disk-backed filesystem of the
+//! volume's size. Snapshots and copies copy the image (ciphertext) and the wrapped key.
 //!
-//! File layout: `FCSEAL1\n`, the wrapped key (12-byte nonce + 48 bytes), a 7-byte nonce
+//! **Sealed archives** (earlier versions, snapshots encrypted by `CopySnapshot`, encrypted
+//! volumes made from unencrypted snapshots, and hosts without ext4 encryption): the data
+//! directory holds exactly one file, [`SEALED`]: a tar archive of the filesystem (made and read
+//! by the host's `tar`, owners and modes kept) encrypted with AES-256-GCM under a data key of
+//! its own, stored in the file's header wrapped (AES-256-GCM) with the EBS master key. On the
+//! first attach such a volume becomes a sized image (its archive unpacked into `volume/`);
+//! without ext4 encryption it is opened into a tmpfs of its size (memory) mounted on the host
+//! at `<data_dir>/open/<vol-id>` ([`open_volume`]) and sealed back when detached, stopped or
+//! terminated ([`close_volume`]).
+//!
+//! The master key is `<data_dir>/keys/ebs-master.key` (32 random bytes, mode 0600, created on
+//! first use; there is no KMS service yet, so the volume's `KmsKeyId` is recorded but not
+//! used).
+//!
+//! Sealed file layout: `FCSEAL1\n`, the wrapped key (12-byte nonce + 48 bytes), a 7-byte nonce
 //! prefix, then chunks of at most 1 MiB of plaintext, each `len: u32 BE`, `last: u8`,
 //! ciphertext+tag; chunk `i` is sealed with nonce `prefix ‖ i (u32 BE) ‖ last` and
 //! associated data `i ‖ last`, so reordering, dropping or truncating chunks fails to open.
-//!
-//! While a volume is attached to a running instance its plaintext lives only in a tmpfs
-//! (memory) mounted on the host at `<data_dir>/open/<vol-id>` ([`open_volume`]); detaching,
-//! stopping or terminating the instance seals it back ([`close_volume`]).
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -332,6 +344,75 @@ pub(crate) fn is_sealed(dir: &Path) -> bool {
     dir.join(SEALED).is_file()
 }
 
+/// The wrapped ext4-encryption key of an encrypted image-format volume (or snapshot), next to
+/// its image: `FCKEY01\n`, a 12-byte nonce, then the 64-byte key sealed (AES-256-GCM) under
+/// the master key.
+pub(crate) const IMAGE_KEY: &str = "ebs-volume.key";
+const KEY_MAGIC: &[u8; 8] = b"FCKEY01\n";
+const KEY_AAD: &[u8] = b"ferrocloud ebs volume key";
+
+/// Make a new random 64-byte volume key and store it wrapped at `path` (0600, fsynced,
+/// renamed into place).
+pub(crate) fn new_volume_key(data_dir: &Path, path: &Path) -> Result<[u8; 64], CryptError> {
+    let mut key = [0u8; 64];
+    key[..32].copy_from_slice(&Aes256Gcm::generate_key(OsRng));
+    key[32..].copy_from_slice(&Aes256Gcm::generate_key(OsRng));
+    let master = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&master_key(data_dir)?));
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let wrapped = master
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: &key,
+                aad: KEY_AAD,
+            },
+        )
+        .map_err(|_| CryptError::Corrupt)?;
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(KEY_MAGIC)?;
+        f.write_all(&nonce)?;
+        f.write_all(&wrapped)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CryptError::Io(format!("write {}", path.display()), e));
+    }
+    Ok(key)
+}
+
+/// The volume key stored wrapped at `path`.
+pub(crate) fn volume_key(data_dir: &Path, path: &Path) -> Result<[u8; 64], CryptError> {
+    let raw = std::fs::read(path).map_err(io(format!("read {}", path.display())))?;
+    if raw.len() != 8 + 12 + 64 + 16 || &raw[..8] != KEY_MAGIC {
+        return Err(CryptError::Corrupt);
+    }
+    let master = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&master_key(data_dir)?));
+    let key = master
+        .decrypt(
+            Nonce::from_slice(&raw[8..20]),
+            Payload {
+                msg: &raw[20..],
+                aad: KEY_AAD,
+            },
+        )
+        .map_err(|_| CryptError::Corrupt)?;
+    key.try_into().map_err(|_| CryptError::Corrupt)
+}
+
+/// Whether an encrypted volume is open in a tmpfs (the format before sized images, or a host
+/// without ext4 encryption).
+pub(crate) fn is_open(data_dir: &Path, volume_id: &str) -> bool {
+    is_mount_point(&open_path(data_dir, volume_id))
+}
+
 /// Where an encrypted volume's plaintext is while it is open.
 pub(crate) fn open_path(data_dir: &Path, volume_id: &str) -> PathBuf {
     data_dir.join("open").join(volume_id)
@@ -411,6 +492,22 @@ pub(crate) fn close_volume(
     close_mount(&dir)
 }
 
+/// Give an open volume's tmpfs a new size limit (the volume grew). Not open: nothing to do.
+pub(crate) fn resize_open(
+    data_dir: &Path,
+    volume_id: &str,
+    size_gib: i64,
+) -> Result<(), CryptError> {
+    let dir = open_path(data_dir, volume_id);
+    if !is_mount_point(&dir) {
+        return Ok(());
+    }
+    run(Command::new("mount")
+        .args(["-o"])
+        .arg(format!("remount,size={}g", size_gib.max(1)))
+        .arg(&dir))
+}
+
 /// Seal the current plaintext of an open volume into `dst_dir` (a snapshot of it).
 pub(crate) fn snapshot_open(
     data_dir: &Path,
@@ -460,6 +557,21 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn volume_keys_are_wrapped() {
+        let dir = tmp();
+        let path = dir.join(IMAGE_KEY);
+        let key = new_volume_key(&dir, &path).unwrap();
+        assert_eq!(volume_key(&dir, &path).unwrap(), key);
+        let raw = std::fs::read(&path).unwrap();
+        assert!(!raw.windows(16).any(|w| w == &key[..16]), "stored wrapped");
+        let mut bad = raw.clone();
+        bad[30] ^= 1;
+        std::fs::write(&path, bad).unwrap();
+        assert!(volume_key(&dir, &path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -3,13 +3,18 @@
 //! store disks of the instance types that have them.
 //!
 //! Inside an instance (linux driver), the EBS volume attached at `/dev/sdf` (or `/dev/xvdf`)
-//! is mounted at `/mnt/ebs/sdf` (`/mnt/ebs/xvdf`): the volume's data directory, bind-mounted
-//! at boot for volumes attached while the instance was stopped, and mounted live into the
-//! running instance (no restart: `Driver::attach_mount`) by `AttachVolume`; `DetachVolume`
-//! unmounts it live. `/etc/ferrocloud/volumes` (a link to `/.ferrocloud/volumes`, kept current
-//! on every change) lists `<device> <volume-id> <mount point>` per line. Encrypted volumes are
-//! opened into a tmpfs while attached to a running instance and sealed again when detached or
-//! when the instance stops (`crypt`).
+//! is mounted at `/mnt/ebs/sdf` (`/mnt/ebs/xvdf`): the volume's filesystem (its sized image
+//! loop-mounted on the host, see `volumes`), bind-mounted at boot for volumes attached while
+//! the instance was stopped, and mounted live into the running instance (no restart:
+//! `Driver::attach_mount`) by `AttachVolume`; `DetachVolume` unmounts it live, then the host
+//! mount goes with the volume's last attachment (as at stop and termination). A restarted
+//! server finds the host mounts of running instances' volumes in place and reuses them.
+//! `/etc/ferrocloud/volumes` (a link to `/.ferrocloud/volumes`, kept current on every change)
+//! lists `<device> <volume-id> <mount point>` per line. Encrypted volumes are
+//! sized images too, their files in a directory the kernel encrypts under the volume's key
+//! (`crypt`); sealed archives of earlier versions become such images on their first attach
+//! (or, without ext4 encryption, are opened into a tmpfs of their size and sealed again when
+//! detached or when the instance stops).
 //!
 //! Instance store: types with instance storage get `ephemeral0…` disks, each a directory
 //! `<instance dir>/ephemeral<N>` mounted at `/media/ephemeral<N>` (as Amazon Linux does). It is
@@ -161,21 +166,40 @@ fn attachment_value(v: &VolumeRecord, a: &VolumeAttachment) -> Value {
     })
 }
 
-/// The source directory of a volume for a mount: its data directory, or (encrypted) its
-/// plaintext opened into a tmpfs.
+/// The source directory of a volume for a mount: its image mounted on the host (sized; for an
+/// encrypted volume, the encrypted directory in it), or (encrypted, without ext4 encryption or
+/// already open so) its plaintext opened into a tmpfs of its size. A directory-format volume
+/// that cannot become an image (no loop devices, files larger than the volume) is served as
+/// its directory, unsized.
 fn mount_source(data_dir: &Path, v: &VolumeRecord) -> Result<PathBuf, String> {
     let dir = volume_path(data_dir, &v.volume_id);
-    if v.encrypted {
-        super::crypt::open_volume(data_dir, &v.volume_id, v.size, &dir)
-            .map_err(|e| format!("cannot open encrypted volume {}: {e}", v.volume_id))
-    } else {
+    // Open in a tmpfs (before an upgrade, or without ext4 encryption): stays so until closed.
+    let in_tmpfs = v.encrypted && super::crypt::is_open(data_dir, &v.volume_id);
+    if !in_tmpfs {
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-        Ok(dir)
+        match volumes::open_image(data_dir, &v.volume_id, v.size, v.encrypted) {
+            Ok(files) => return Ok(files),
+            Err(why) if volumes::image_in(&dir).is_some() => {
+                return Err(format!("cannot mount volume {}: {why}", v.volume_id))
+            }
+            Err(why) if v.encrypted => {
+                tracing::warn!(volume = %v.volume_id, reason = %why, "volume opened in memory");
+            }
+            Err(why) => {
+                tracing::warn!(volume = %v.volume_id, reason = %why, "volume served unsized");
+                return Ok(dir);
+            }
+        }
     }
+    super::crypt::open_volume(data_dir, &v.volume_id, v.size, &dir)
+        .map_err(|e| format!("cannot open encrypted volume {}: {e}", v.volume_id))
 }
 
-/// Seal an open encrypted volume back to disk (or drop its plaintext when `keep` is false).
+/// Let go of a volume's host mount: seal an open encrypted volume back to disk (or drop its
+/// plaintext when `keep` is false), unmount an image (its loop device is freed with its last
+/// user; instances still using it keep it until they let go).
 fn close(data_dir: &Path, v: &VolumeRecord, keep: bool) {
+    volumes::close_image(data_dir, &v.volume_id);
     if v.encrypted {
         if let Err(e) = super::crypt::close_volume(
             data_dir,
@@ -836,11 +860,11 @@ pub(crate) fn on_launch(
     // An AMI registered from a snapshot: the snapshot's files go on top of the base image.
     if let (Some(sid), true) = (&plan.root_snapshot, plan.root_from_snapshot) {
         let src = super::snapshot_path(c.data_dir, sid);
-        if src.is_dir() && !super::crypt::is_sealed(&src) {
-            volumes::clone_data(
-                Some(&src),
-                &instance_dir(c.data_dir, &r.instance_id).join("root"),
-            )?;
+        if src.is_dir() && !volumes::is_encrypted_data(&src) {
+            let root = instance_dir(c.data_dir, &r.instance_id).join("root");
+            volumes::with_files(c.data_dir, &src, |files| {
+                volumes::clone_data(Some(files), &root)
+            })?;
         }
     }
     for b in &plan.ebs {
@@ -850,11 +874,12 @@ pub(crate) fn on_launch(
             None => None,
         };
         let dir = volume_path(c.data_dir, &id);
-        volumes::clone_data(
+        volumes::new_volume_data(
             snap.as_ref()
                 .map(|s| super::snapshot_path(c.data_dir, &s.snapshot_id))
                 .as_deref(),
             &dir,
+            b.volume_size.unwrap_or(1),
         )?;
         let encrypted = b.encrypted.unwrap_or(false) || snap.as_ref().is_some_and(|s| s.encrypted);
         if encrypted {
@@ -984,8 +1009,8 @@ pub(crate) fn boot_mounts(
     Ok(())
 }
 
-/// After an instance's workload is gone (stop, reboot, failure): seal its open encrypted
-/// volumes back to disk.
+/// After an instance's workload is gone (stop, reboot, failure): let go of its volumes' host
+/// mounts (sealing volumes open in a tmpfs back to disk).
 pub(crate) fn after_halt(exec: &Exec, account: &str, region: &str, id: &str) {
     let scope = Scope::new(account, region);
     let store = exec.store.as_ref();
@@ -996,7 +1021,18 @@ pub(crate) fn after_halt(exec: &Exec, account: &str, region: &str, id: &str) {
             .ok()
             .flatten()
         {
-            close(&exec.data_dir, &v, true);
+            // A multi-attach volume another running instance uses stays open for it.
+            let shared = v.attachments.iter().any(|a| {
+                a.instance_id != id
+                    && store
+                        .get_json::<InstanceRecord>(&scope, INSTANCES, &a.instance_id)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|r| r.state == "running")
+            });
+            if !shared {
+                close(&exec.data_dir, &v, true);
+            }
         }
     }
 }
@@ -1040,7 +1076,7 @@ fn release_all(store: &dyn Store, scope: &Scope, data_dir: &Path, r: &InstanceRe
             let _ = store.delete(scope, VOLUMES, vol);
             let _ = store.delete(scope, VOLUME_MODS, vol);
             let _ = store.delete(scope, TAGS, vol);
-            volumes::remove_data(&volume_path(data_dir, vol));
+            volumes::remove_volume_data(data_dir, vol);
         } else {
             if v.attachments.is_empty() {
                 close(data_dir, &v, true);

@@ -1,13 +1,30 @@
-//! EBS volumes and snapshots, control plane and data. Each volume's data is a directory under
-//! the service's data directory ([`volume_path`]: `volumes/<vol-id>/`, the filesystem an
-//! instance sees when the volume is attached, see `storage`), each snapshot a copy of it
-//! ([`snapshot_path`]: `snapshots/<snap-id>/`); a volume created from a snapshot starts as a
-//! copy of the snapshot's data. Sizes are enforced by the API, not on the data.
+//! EBS volumes and snapshots, control plane and data. Each volume's data lives in a directory
+//! under the service's data directory ([`volume_path`]: `volumes/<vol-id>/`), each snapshot's
+//! in one of its own ([`snapshot_path`]: `snapshots/<snap-id>/`), in one of three formats:
 //!
-//! Encryption: encrypted volumes and snapshots record their KMS key id (the account's
-//! `alias/aws/ebs` key unless one is given) and their data directory holds only an encrypted
-//! archive (`crypt`); copies of it stay encrypted. Attachments (`storage`) are kept in
-//! [`VolumeRecord`]; a snapshot of an attached volume captures its current data.
+//! - **image** (what an unencrypted volume becomes when first attached to an instance of the
+//!   linux driver): the directory holds only [`IMAGE`], a sparse ext4 image file of exactly
+//!   the volume's size, so writes past it fail with ENOSPC and `df` shows the size. While
+//!   attached it is loop-mounted on the host at [`mount_path`] (`mnt/<vol-id>`) and that mount
+//!   is attached into the instances (`storage`); it is unmounted and its loop device released
+//!   when the last attachment goes (detach, stop, terminate, delete). A snapshot is a sparse
+//!   copy of the image (data extents only; the mounted filesystem frozen meanwhile, so the copy
+//!   is consistent), a volume from a snapshot a sparse copy grown (`resize2fs`) to its size;
+//!   `ModifyVolume` growing the size grows the image and its filesystem (online while
+//!   mounted), as if the user had run `resize2fs`. Only metadata is written up front: under
+//!   1 MB for 1 GiB, ~230 MB for 16 TiB. The machinery is `fc_runtime::scratch`'s.
+//! - **directory** (blank volumes never attached, volumes and snapshots of earlier versions,
+//!   kept root volumes, root snapshots, and hosts without loop devices or `mkfs.ext4`): the
+//!   files themselves, unsized. The first attach turns a volume into the image format, its
+//!   files copied in ([`open_image`]); if they do not fit, or images cannot be made here, the
+//!   directory is served as it is.
+//! - **sealed** (`Encrypted`): only an encrypted archive (`crypt`); while attached its
+//!   plaintext lives in a tmpfs limited to the volume's size. Sealing an image-format copy
+//!   archives the files of its filesystem, not the image.
+//!
+//! Encrypted volumes and snapshots record their KMS key id (the account's `alias/aws/ebs` key
+//! unless one is given); copies of their data stay encrypted. Attachments (`storage`) are kept
+//! in [`VolumeRecord`]; a snapshot of an attached volume captures its current data.
 
 use super::{
     bool_s, check_dry_run_v, check_id, default_kms_key, filters, images, invalid_value, matches,
@@ -92,8 +109,277 @@ pub fn snapshot_path(data_dir: &Path, snapshot_id: &str) -> PathBuf {
     data_dir.join("snapshots").join(snapshot_id)
 }
 
-/// Bytes of the regular files under `p`.
+/// The file holding an image-format volume's (or snapshot's) filesystem, in its directory.
+pub(crate) const IMAGE: &str = "ebs-volume.ext4";
+
+/// The image of an image-format data directory.
+pub(crate) fn image_in(dir: &Path) -> Option<PathBuf> {
+    let p = dir.join(IMAGE);
+    p.is_file().then_some(p)
+}
+
+/// Where an image-format volume is mounted on the host while attached.
+pub(crate) fn mount_path(data_dir: &Path, volume_id: &str) -> PathBuf {
+    data_dir.join("mnt").join(volume_id)
+}
+
+/// Formatted images per size, copied into new volumes.
+fn templates(data_dir: &Path) -> PathBuf {
+    data_dir.join("volume-templates")
+}
+
+/// The image size of a volume of `gib` GiB, in MiB.
+fn image_mb(gib: i64) -> u64 {
+    (gib.max(1) as u64) << 10
+}
+
+/// Run `f` with the image size in MiB, retried one MiB smaller when the full size fails: a
+/// 16 TiB file is one block too large for an ext4 host (its limit is 16 TiB - 4 KiB).
+fn with_fitting_size(gib: i64, mut f: impl FnMut(u64) -> Result<(), String>) -> Result<(), String> {
+    let mb = image_mb(gib);
+    match f(mb) {
+        Ok(()) => Ok(()),
+        Err(why) if mb >= 16 << 20 => f(mb - 1).map_err(|e| format!("{why}; {e}")),
+        Err(why) => Err(why),
+    }
+}
+
+fn make_image(data_dir: &Path, img: &Path, gib: i64) -> Result<(), String> {
+    with_fitting_size(gib, |mb| {
+        fc_runtime::scratch::create_image(&templates(data_dir), img, mb)
+    })
+}
+
+/// Grow an image to a volume's size (its filesystem too, see `grow_image`).
+pub(crate) fn grow_image(img: &Path, gib: i64) -> Result<(), String> {
+    with_fitting_size(gib, |mb| fc_runtime::scratch::grow_image(img, mb))
+}
+
+/// The directory inside an encrypted volume's image that holds its files (ext4 encryption
+/// cannot cover a filesystem's root directory).
+pub(crate) const ENCRYPTED_ROOT: &str = "volume";
+
+/// The wrapped key of an image-format encrypted volume or snapshot, if it has one.
+fn key_in(dir: &Path) -> Option<PathBuf> {
+    let p = dir.join(super::crypt::IMAGE_KEY);
+    p.is_file().then_some(p)
+}
+
+/// Whether a data directory holds encrypted data (sealed, or an image with its key).
+pub(crate) fn is_encrypted_data(dir: &Path) -> bool {
+    super::crypt::is_sealed(dir) || (image_in(dir).is_some() && key_in(dir).is_some())
+}
+
+/// Give the filesystem mounted at `mnt` the key stored in `dir`; returns the files' directory.
+fn unlock(data_dir: &Path, dir: &Path, mnt: &Path) -> Result<PathBuf, String> {
+    let path = key_in(dir).ok_or_else(|| format!("{} has no volume key", dir.display()))?;
+    let key = super::crypt::volume_key(data_dir, &path).map_err(|e| e.to_string())?;
+    fc_runtime::scratch::add_encryption_key(mnt, &key)?;
+    Ok(mnt.join(ENCRYPTED_ROOT))
+}
+
+/// Serializes mounting and unmounting of volume images (two attachments of a multi-attach
+/// volume may open it at the same time; the first mounts, the second finds it mounted).
+static IMAGE_MOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn image_mounts() -> std::sync::MutexGuard<'static, ()> {
+    IMAGE_MOUNTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Open a volume for attaching: its image mounted at [`mount_path`] (already mounted: nothing
+/// to do; directory-format or sealed data is turned into an image first). An encrypted
+/// volume's key is given to the mounted filesystem. Returns the directory to attach. On
+/// failure the volume's data is left as it was.
+pub(crate) fn open_image(
+    data_dir: &Path,
+    volume_id: &str,
+    gib: i64,
+    encrypted: bool,
+) -> Result<PathBuf, String> {
+    let _g = image_mounts();
+    let dir = volume_path(data_dir, volume_id);
+    let mnt = mount_path(data_dir, volume_id);
+    let root = |m: &Path| {
+        if encrypted {
+            m.join(ENCRYPTED_ROOT)
+        } else {
+            m.to_path_buf()
+        }
+    };
+    if fc_runtime::scratch::is_mounted(&mnt) {
+        if encrypted {
+            // The key goes with the filesystem; after a restart it is still there, but
+            // giving it again costs nothing.
+            unlock(data_dir, &dir, &mnt)?;
+        }
+        return Ok(root(&mnt));
+    }
+    fc_runtime::scratch::image_support()?;
+    if encrypted {
+        fc_runtime::scratch::encryption_support()?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    match image_in(&dir) {
+        Some(img) => {
+            // Grown while it was in use elsewhere: its filesystem follows now.
+            if let Err(why) = grow_image(&img, gib) {
+                tracing::warn!(volume = %volume_id, reason = %why, "cannot grow volume image");
+            }
+            fc_runtime::scratch::mount_image(&img, &mnt, false)?;
+            if encrypted {
+                if let Err(why) = unlock(data_dir, &dir, &mnt) {
+                    fc_runtime::scratch::unmount_image(&mnt, &img);
+                    return Err(why);
+                }
+            }
+        }
+        None => migrate(data_dir, volume_id, gib, encrypted, &dir, &mnt)?,
+    }
+    Ok(root(&mnt))
+}
+
+/// Turn directory-format (or sealed) volume data into an image of `gib` GiB holding the same
+/// files, left mounted at `mnt`. Crash-safe: the image enters the directory (which makes it
+/// image-format) only once complete and synced, after its key; the old files are removed
+/// after that.
+fn migrate(
+    data_dir: &Path,
+    volume_id: &str,
+    gib: i64,
+    encrypted: bool,
+    dir: &Path,
+    mnt: &Path,
+) -> Result<(), String> {
+    let staging = dir.with_extension("new-image");
+    let staging_key = dir.with_extension("new-key");
+    let _ = std::fs::remove_file(&staging);
+    make_image(data_dir, &staging, gib)?;
+    let fail = |why: String| {
+        fc_runtime::scratch::unmount_image(mnt, &staging);
+        let _ = std::fs::remove_file(&staging);
+        let _ = std::fs::remove_file(&staging_key);
+        why
+    };
+    fc_runtime::scratch::mount_image(&staging, mnt, false).map_err(fail)?;
+    let old: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("read {}: {e}", dir.display()))
+        .map_err(fail)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let files = if encrypted {
+        let key = super::crypt::new_volume_key(data_dir, &staging_key)
+            .map_err(|e| format!("make the key of {volume_id}: {e}"))
+            .map_err(fail)?;
+        let id = fc_runtime::scratch::add_encryption_key(mnt, &key).map_err(fail)?;
+        let files = mnt.join(ENCRYPTED_ROOT);
+        std::fs::create_dir(&files)
+            .map_err(|e| format!("create {}: {e}", files.display()))
+            .map_err(fail)?;
+        fc_runtime::scratch::encrypt_dir(&files, &id).map_err(fail)?;
+        files
+    } else {
+        mnt.to_path_buf()
+    };
+    let sealed = dir.join(super::crypt::SEALED);
+    if encrypted && sealed.is_file() {
+        super::crypt::open_tree(data_dir, &sealed, &files)
+            .map_err(|e| format!("unpack the sealed data of {volume_id}: {e}"))
+            .map_err(fail)?;
+    } else if !old.is_empty() {
+        copy_tree(dir, &files)
+            .map_err(|e| format!("copy the files of {volume_id} into its image: {e}"))
+            .map_err(fail)?;
+    }
+    let synced = std::process::Command::new("sync")
+        .arg("-f")
+        .arg(mnt)
+        .status()
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.success().then_some(()).ok_or("sync failed".to_string()))
+        .and_then(|()| {
+            std::fs::File::open(&staging)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| e.to_string())
+        });
+    synced.map_err(fail)?;
+    if encrypted {
+        std::fs::rename(&staging_key, dir.join(super::crypt::IMAGE_KEY))
+            .map_err(|e| format!("install the key of {volume_id}: {e}"))
+            .map_err(fail)?;
+    }
+    std::fs::rename(&staging, dir.join(IMAGE))
+        .map_err(|e| format!("install the image of {volume_id}: {e}"))
+        .map_err(fail)?;
+    let keep = [
+        std::ffi::OsStr::new(IMAGE),
+        std::ffi::OsStr::new(super::crypt::IMAGE_KEY),
+    ];
+    for p in old
+        .iter()
+        .filter(|p| !p.file_name().is_some_and(|n| keep.contains(&n)))
+    {
+        let _ = if p.is_dir() && !p.is_symlink() {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+    }
+    tracing::debug!(volume = %volume_id, "volume data turned into a sized image");
+    Ok(())
+}
+
+/// Unmount an image-format volume from the host (its loop device goes with its last user).
+pub(crate) fn close_image(data_dir: &Path, volume_id: &str) {
+    let _g = image_mounts();
+    let dir = volume_path(data_dir, volume_id);
+    let mnt = mount_path(data_dir, volume_id);
+    match image_in(&dir) {
+        Some(img) => fc_runtime::scratch::unmount_image(&mnt, &img),
+        None => {
+            let _ = std::fs::remove_dir(&mnt);
+        }
+    }
+}
+
+/// Delete a volume's data (unmounted first).
+pub(crate) fn remove_volume_data(data_dir: &Path, volume_id: &str) {
+    close_image(data_dir, volume_id);
+    remove_data(&volume_path(data_dir, volume_id));
+}
+
+/// Run `f` on the files of a data directory: the directory itself, or (image format) its
+/// image mounted read-only for the call.
+pub(crate) fn with_files<T>(
+    data_dir: &Path,
+    dir: &Path,
+    f: impl FnOnce(&Path) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let Some(img) = image_in(dir) else {
+        return f(dir);
+    };
+    let mnt = data_dir
+        .join("mnt")
+        .join(format!("ro-{}", uuid::Uuid::new_v4()));
+    let fail = |e: String| ApiError::internal(format!("cannot read {}: {e}", dir.display()));
+    fc_runtime::scratch::mount_image(&img, &mnt, true).map_err(fail)?;
+    let files = match key_in(dir) {
+        Some(_) => unlock(data_dir, dir, &mnt),
+        None => Ok(mnt.clone()),
+    };
+    let r = files.map_err(fail).and_then(|files| f(&files));
+    fc_runtime::scratch::unmount_image(&mnt, &img);
+    r
+}
+
+/// Bytes of the regular files under `p` (of an image: the space it takes on disk).
 pub(crate) fn tree_bytes(p: &Path) -> u64 {
+    if let Some(img) = image_in(p) {
+        use std::os::unix::fs::MetadataExt;
+        return std::fs::metadata(img)
+            .map(|m| m.blocks() * 512)
+            .unwrap_or(0);
+    }
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
     };
@@ -123,9 +409,66 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Make `dst` a copy of `src` (or empty when `src` does not exist); returns its bytes.
+/// Make `dst` a copy of `src` (or empty when `src` does not exist), in the same format (an
+/// image is copied sparsely); returns its bytes.
 pub(crate) fn clone_data(src: Option<&Path>, dst: &Path) -> Result<u64, ApiError> {
+    if let Some(img) = src.and_then(image_in) {
+        let fail = |e: std::io::Error| {
+            ApiError::internal(format!("cannot copy data to {}: {e}", dst.display()))
+        };
+        if dst.exists() {
+            std::fs::remove_dir_all(dst).map_err(fail)?;
+        }
+        std::fs::create_dir_all(dst).map_err(fail)?;
+        let copied =
+            fc_runtime::scratch::copy_sparse(&img, &dst.join(IMAGE)).and_then(|_| {
+                match src.and_then(key_in) {
+                    Some(k) => std::fs::copy(k, dst.join(super::crypt::IMAGE_KEY)).map(|_| ()),
+                    None => Ok(()),
+                }
+            });
+        if let Err(e) = copied {
+            let _ = std::fs::remove_dir_all(dst);
+            return Err(fail(e));
+        }
+        return Ok(tree_bytes(dst));
+    }
     clone_layers(src.into_iter().collect::<Vec<_>>().as_slice(), dst)
+}
+
+/// Make `dst` the data of a new volume of `gib` GiB from snapshot data `src` (or blank): a
+/// copy, an image grown to the volume's size.
+pub(crate) fn new_volume_data(src: Option<&Path>, dst: &Path, gib: i64) -> Result<u64, ApiError> {
+    let n = clone_data(src, dst)?;
+    if let Some(img) = image_in(dst) {
+        if let Err(e) = grow_image(&img, gib) {
+            remove_data(dst);
+            return Err(ApiError::internal(format!(
+                "cannot grow {} to {gib} GiB: {e}",
+                dst.display()
+            )));
+        }
+    }
+    Ok(n)
+}
+
+/// Copy the data of volume `volume_id` (not a root volume) to `dst`: an image is copied with
+/// its filesystem frozen while mounted, so the copy is consistent.
+fn copy_volume_data(data_dir: &Path, volume_id: &str, dst: &Path) -> Result<u64, ApiError> {
+    let src = volume_path(data_dir, volume_id);
+    let mnt = mount_path(data_dir, volume_id);
+    let _frozen = if image_in(&src).is_some() && fc_runtime::scratch::is_mounted(&mnt) {
+        match fc_runtime::scratch::freeze(&mnt) {
+            Ok(f) => Some(f),
+            Err(why) => {
+                tracing::warn!(volume = %volume_id, reason = %why, "snapshot without freezing");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    clone_data(Some(&src), dst)
 }
 
 /// Make `dst` the union of `srcs` copied in order (later ones win); returns its bytes.
@@ -367,10 +710,24 @@ pub(crate) fn copy_snapshot_record(
     Ok(rec)
 }
 
-/// Make a data directory encrypted at rest (no-op when it already is).
+/// Make a data directory encrypted at rest (no-op when it already is). An image-format
+/// directory is sealed with the files of its filesystem, and its image removed.
 pub(crate) fn seal(c: &Ctx<'_>, dir: &Path) -> Result<(), ApiError> {
-    super::crypt::seal_in_place(c.data_dir, dir)
-        .map_err(|e| ApiError::internal(format!("cannot encrypt {}: {e}", dir.display())))
+    let fail = |e: super::crypt::CryptError| {
+        ApiError::internal(format!("cannot encrypt {}: {e}", dir.display()))
+    };
+    if image_in(dir).is_some() && key_in(dir).is_some() {
+        return Ok(()); // an encrypted image already
+    }
+    if let Some(img) = image_in(dir) {
+        with_files(c.data_dir, dir, |files| {
+            super::crypt::seal_tree(c.data_dir, files, &dir.join(super::crypt::SEALED))
+                .map_err(fail)
+        })?;
+        return std::fs::remove_file(&img)
+            .map_err(|e| ApiError::internal(format!("cannot remove {}: {e}", img.display())));
+    }
+    super::crypt::seal_in_place(c.data_dir, dir).map_err(fail)
 }
 
 /// Delete one of the caller's snapshots with its data; `false` when it does not exist.
@@ -495,11 +852,12 @@ pub(crate) fn create_volume(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
     let t = spec_tags(input, "volume")?;
     check_dry_run_v(input)?;
     let id = fc_types::ids::ec2_id("vol");
-    clone_data(
+    new_volume_data(
         snap.as_ref()
             .map(|s| snapshot_path(c.data_dir, &s.snapshot_id))
             .as_deref(),
         &volume_path(c.data_dir, &id),
+        size,
     )?;
     if encrypted {
         if let Err(e) = seal(c, &volume_path(c.data_dir, &id)) {
@@ -707,6 +1065,9 @@ pub(crate) fn modify_volume(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
         ),
         start_time: now(),
     };
+    if target_size > v.size {
+        grow_data(c.data_dir, &v, target_size);
+    }
     v.size = target_size;
     v.volume_type = target_type;
     v.iops = iops;
@@ -715,6 +1076,22 @@ pub(crate) fn modify_volume(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
     c.put(VOLUMES, id, &v)?;
     c.put(VOLUME_MODS, id, &m)?;
     Ok(json!({"VolumeModification": modification_value(&m, false)}))
+}
+
+/// A volume grew: so do its image and filesystem (online while attached; an image in use
+/// only by instances grows its filesystem at the next mount), or its open tmpfs. Directory
+/// volumes get their size when they become images.
+fn grow_data(data_dir: &Path, v: &VolumeRecord, gib: i64) {
+    let r = match image_in(&volume_path(data_dir, &v.volume_id)) {
+        Some(img) => grow_image(&img, gib),
+        None if v.encrypted => {
+            super::crypt::resize_open(data_dir, &v.volume_id, gib).map_err(|e| e.to_string())
+        }
+        None => Ok(()),
+    };
+    if let Err(why) = r {
+        tracing::warn!(volume = %v.volume_id, reason = %why, "volume data not grown yet");
+    }
 }
 
 pub(crate) fn describe_volumes_modifications(
@@ -795,7 +1172,7 @@ pub(crate) fn delete_volume(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
     c.delete(VOLUMES, id)?;
     c.delete(VOLUME_MODS, id)?;
     tags::drop_all(c, id)?;
-    remove_data(&volume_path(c.data_dir, id));
+    remove_volume_data(c.data_dir, id);
     Ok(json!({}))
 }
 
@@ -868,10 +1245,7 @@ pub(crate) fn snapshot_volume(
                 &srcs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
                 &snapshot_path(c.data_dir, &id),
             )?,
-            None => clone_data(
-                Some(&volume_path(c.data_dir, vol_id)),
-                &snapshot_path(c.data_dir, &id),
-            )?,
+            None => copy_volume_data(c.data_dir, vol_id, &snapshot_path(c.data_dir, &id))?,
         },
     };
     let s = SnapshotRecord {
@@ -1181,6 +1555,46 @@ mod tests {
         assert!(check_volume("gp2", 10, Some(100), None).is_err());
         assert!(check_volume("gp2", 10, None, Some(200)).is_err());
         assert!(check_volume("nvme", 10, None, None).is_err());
+    }
+
+    #[test]
+    fn image_copies_are_sparse_and_keep_the_key() {
+        let dir = std::env::temp_dir().join(format!("fc-ec2-img-{}", uuid::Uuid::new_v4()));
+        let src = dir.join("a");
+        std::fs::create_dir_all(&src).unwrap();
+        {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::create(src.join(IMAGE)).unwrap();
+            f.set_len(1 << 30).unwrap();
+            f.write_all_at(b"superblock", 1024).unwrap();
+            f.write_all_at(b"data", 512 << 20).unwrap();
+        }
+        assert!(image_in(&src).is_some() && !is_encrypted_data(&src));
+        std::fs::write(src.join(super::super::crypt::IMAGE_KEY), b"wrapped").unwrap();
+        assert!(is_encrypted_data(&src));
+        let n = clone_data(Some(&src), &dir.join("b")).unwrap();
+        assert!(n > 0 && n < 1 << 20, "bytes on disk, not the size: {n}");
+        let img = dir.join("b").join(IMAGE);
+        assert_eq!(std::fs::metadata(&img).unwrap().len(), 1 << 30);
+        let raw = std::fs::read(&img).unwrap();
+        assert_eq!(&raw[1024..1034], b"superblock");
+        assert_eq!(&raw[512 << 20..(512 << 20) + 4], b"data");
+        assert!(is_encrypted_data(&dir.join("b")), "the key is copied");
+        // 16 TiB is one block too large for an ext4 host: retried a MiB smaller.
+        let mut tried = Vec::new();
+        let r = with_fitting_size(16384, |mb| {
+            tried.push(mb);
+            if mb == 16 << 20 {
+                Err("File too large".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert!(r.is_ok());
+        assert_eq!(tried, vec![16 << 20, (16 << 20) - 1]);
+        assert!(with_fitting_size(1, |_| Err("no".into())).is_err());
+        remove_data(&dir.join("b"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -393,6 +393,9 @@ fn body_err(e: fc_protocol::body::BodyError) -> ApiError {
     }
 }
 
+/// Bytes written between two early writebacks of a large body.
+const EARLY_SYNC: usize = 8 << 20;
+
 /// Chunks in flight between the receiving task and the hashing and writing threads.
 const PIPE_DEPTH: usize = 32;
 
@@ -420,9 +423,36 @@ impl FilePipe {
         let writer = tokio::task::spawn_blocking(move || {
             use std::io::Write;
             let mut file = file;
-            while let Some(b) = wrx.blocking_recv() {
-                file.write_all(&b)?;
-            }
+            std::thread::scope(|sc| -> std::io::Result<()> {
+                // Writeback starts while the body still arrives: past every EARLY_SYNC bytes a
+                // helper thread (started at the first) fdatasyncs what is written so far, so
+                // the final fsync waits only for the tail. Its errors surface in that fsync.
+                let mut syncer: Option<std::sync::mpsc::SyncSender<()>> = None;
+                let mut unsynced = 0usize;
+                while let Some(b) = wrx.blocking_recv() {
+                    file.write_all(&b)?;
+                    unsynced += b.len();
+                    if unsynced >= EARLY_SYNC {
+                        unsynced = 0;
+                        if syncer.is_none() {
+                            if let Ok(f) = file.try_clone() {
+                                let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+                                sc.spawn(move || {
+                                    while rx.recv().is_ok() {
+                                        let _ = f.sync_data();
+                                    }
+                                });
+                                syncer = Some(tx);
+                            }
+                        }
+                        if let Some(tx) = &syncer {
+                            // Full: a sync is still running and will cover this data too.
+                            let _ = tx.try_send(());
+                        }
+                    }
+                }
+                Ok(())
+            })?;
             file.sync_all()
         });
         Ok(FilePipe {
