@@ -5,6 +5,7 @@ import base64
 import json
 import os
 import signal
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -452,3 +453,68 @@ def test_instances_survive_a_server_restart(fresh_server):
     finally:
         ec2.terminate_instances(InstanceIds=ids)
         wait_state(ec2, ids, "terminated")
+
+
+def test_concurrent_launches_never_share_an_address(fresh_server):
+    """RunInstances calls at once in one subnet each get addresses no live instance holds;
+    terminated instances give theirs back, and a restarted server knows who holds what."""
+    s = fresh_server()
+    ec2 = s.client("ec2")
+    ami = debian_ami(ec2)
+    subnet = sorted(ec2.describe_subnets()["Subnets"], key=lambda x: x["AvailabilityZone"])[0]
+    clients = [s.client("ec2") for _ in range(6)]
+    ids = []
+
+    def launch(c, out, errors):
+        try:
+            r = c.run_instances(ImageId=ami, MinCount=3, MaxCount=3, InstanceType="t3.nano",
+                                SubnetId=subnet["SubnetId"])
+            out.extend((i["InstanceId"], i["PrivateIpAddress"]) for i in r["Instances"])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def burst(cs):
+        out, errors = [], []
+        threads = [threading.Thread(target=launch, args=(c, out, errors)) for c in cs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ids.extend(i for i, _ in out)
+        assert not errors, errors
+        return out
+
+    def live_addresses(c):
+        ips = []
+        for page in c.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "subnet-id", "Values": [subnet["SubnetId"]]}]):
+            for r in page["Reservations"]:
+                ips += [i["PrivateIpAddress"] for i in r["Instances"]
+                        if i["State"]["Name"] != "terminated"]
+        return ips
+
+    try:
+        first = burst(clients)
+        assert len(first) == 18
+        assert len({ip for _, ip in first}) == 18
+        # Half of them go; the next burst reuses their addresses but never a live one.
+        gone = [i for i, _ in first[::2]]
+        ec2.terminate_instances(InstanceIds=gone)
+        wait_state(ec2, gone, "terminated")
+        second = burst(clients[:3])
+        assert {ip for _, ip in second} <= {ip for _, ip in first[::2]}
+        live = live_addresses(ec2)
+        assert len(live) == 18 and len(set(live)) == 18
+        wait_state(ec2, [i for i, _ in first[1::2] + second], "running")
+        data_dir = s.data_dir
+        assert s.stop() == 0
+        s2 = fresh_server(data_dir=data_dir)
+        ec2 = s2.client("ec2")
+        third = burst([s2.client("ec2") for _ in range(3)])
+        live = live_addresses(ec2)
+        assert len(live) == 27 and len(set(live)) == 27
+        assert not {ip for _, ip in third} & {ip for _, ip in first[1::2] + second}
+    finally:
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+            wait_state(ec2, ids, "terminated", timeout=120)

@@ -576,11 +576,10 @@ def test_vcpu_limit(fresh_server):
         with pytest.raises(ClientError) as e:
             ec2.run_instances(ImageId=ami, InstanceType="t3.nano", MinCount=1, MaxCount=1)
         assert err(e) == "VcpuLimitExceeded"
-        assert "current vCPU limit of 4 allows" in e.value.response["Error"]["Message"]
-        with pytest.raises(ClientError) as e:
-            ec2.request_spot_instances(InstanceCount=1, LaunchSpecification={
-                "ImageId": ami, "InstanceType": "t3.nano"})
-        assert err(e) == "VcpuLimitExceeded"
+        assert e.value.response["Error"]["Message"] == (
+            "You have requested more vCPU capacity than your current vCPU limit of 4 allows for "
+            "the instance bucket that the specified instance type belongs to. Please visit "
+            "http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit.")
         ec2.stop_instances(InstanceIds=[ids[0]])
         wait_state(ec2, [ids[0]], "stopped")
         out = ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1)
@@ -589,6 +588,64 @@ def test_vcpu_limit(fresh_server):
             ec2.start_instances(InstanceIds=[ids[0]])
         assert err(e) == "VcpuLimitExceeded"
     finally:
+        if ids:
+            ec2.terminate_instances(InstanceIds=ids)
+            wait_state(ec2, ids, "terminated", timeout=90)
+
+
+def test_vcpu_limit_per_bucket_spot_apart_and_after_restart(fresh_server):
+    """Each instance-family bucket has its own limit, On-Demand and Spot apart, and the counts
+    hold after a restart (rebuilt from the stored instances)."""
+    s = fresh_server(extra_args=["--ec2-vcpu-limit", "4"])
+    ec2 = s.client("ec2")
+    ami = debian_ami(ec2)
+    ids, requests = [], []
+
+    def run(itype, count=1, spot=False):
+        kw = {"InstanceMarketOptions": {"MarketType": "spot"}} if spot else {}
+        out = ec2.run_instances(ImageId=ami, InstanceType=itype, MinCount=count, MaxCount=count,
+                                **kw)
+        ids.extend(i["InstanceId"] for i in out["Instances"])
+        return out["Instances"]
+
+    def refused(itype, spot=False):
+        with pytest.raises(ClientError) as e:
+            run(itype, spot=spot)
+        return err(e)
+
+    try:
+        run("t3.medium", 2)  # the Standard bucket is full
+        assert refused("t3.nano") == "VcpuLimitExceeded"
+        run("g4dn.xlarge")  # G and VT: a bucket of its own, now full too
+        assert refused("g5.xlarge") == "VcpuLimitExceeded"
+        # Spot counts apart: a spot request and a spot launch fill the Spot Standard bucket.
+        rid = ec2.request_spot_instances(InstanceCount=1, LaunchSpecification={
+            "ImageId": ami, "InstanceType": "t3.nano"})["SpotInstanceRequests"][0][
+                "SpotInstanceRequestId"]
+        requests.append(rid)
+        ids.append(wait_for(lambda: spot_request(ec2, rid).get("InstanceId"),
+                            what="spot fulfilment"))
+        run("t3.small", spot=True)
+        assert refused("t3.nano", spot=True) == "MaxSpotInstanceCountExceeded"
+        with pytest.raises(ClientError) as e:
+            ec2.request_spot_instances(InstanceCount=1, LaunchSpecification={
+                "ImageId": ami, "InstanceType": "t3.nano"})
+        assert err(e) == "MaxSpotInstanceCountExceeded"
+        wait_state(ec2, ids, "running")
+        data_dir = s.data_dir
+        assert s.stop() == 0
+        s2 = fresh_server(data_dir=data_dir, extra_args=["--ec2-vcpu-limit", "4"])
+        ec2 = s2.client("ec2")
+        assert refused("t3.nano") == "VcpuLimitExceeded"
+        assert refused("g4dn.xlarge") == "VcpuLimitExceeded"
+        assert refused("t3.nano", spot=True) == "MaxSpotInstanceCountExceeded"
+        # A terminated instance gives its vCPUs back (its record lingers).
+        ec2.terminate_instances(InstanceIds=[ids[0]])
+        wait_state(ec2, [ids[0]], "terminated", timeout=90)
+        run("t3.nano")
+    finally:
+        if requests:
+            ec2.cancel_spot_instance_requests(SpotInstanceRequestIds=requests)
         if ids:
             ec2.terminate_instances(InstanceIds=ids)
             wait_state(ec2, ids, "terminated", timeout=90)

@@ -487,9 +487,29 @@ def bench_mass(api, ami, server_pid, n, res, zone_list):
 # ---- 3 and 4: records, DescribeInstances, the API calls ------------------------------------
 
 
+def single_launches(api, ami, zl, calls):
+    """RunInstances of 1 instance then TerminateInstances of it, `calls` times: (run, term) ms."""
+    single_run, single_term = [], []
+    for k in range(calls):
+        ms, body = api.timed(run_params(ami, 1, "t3.nano", "#!/bin/sh\necho x\n",
+                                        name="single", zone=zl[k % len(zl)]))
+        single_run.append(ms)
+        iid = instances_of(body)[0][0]
+        ms, _ = api.timed({"Action": "TerminateInstances", "InstanceId.1": iid})
+        single_term.append(ms)
+    return single_run, single_term
+
+
 def bench_records(name, api, n, calls, res):
     ami = debian_ami(api)
     zl = zones(api)
+    # The same calls on the empty store first: what the records add is the difference.
+    single_launches(api, ami, zl, 5)
+    run, term = single_launches(api, ami, zl, min(100, calls))
+    res["run_instances_1_empty"] = summary(run)
+    res["terminate_instances_1_empty"] = summary(term)
+    say(f"   empty store: RunInstances 1 p50 {pct(run, 50):.1f} ms, TerminateInstances 1 p50 "
+        f"{pct(term, 50):.1f} ms")
     say(f"{name}: creating {n} instance records (RunInstances x20, {len(zl)} zones)")
     run20, ids = [], []
     t0 = time.perf_counter()
@@ -525,14 +545,7 @@ def bench_records(name, api, n, calls, res):
     say(f"   {res['records']} records: {states}")
 
     # Single-instance RunInstances and TerminateInstances on top of the records.
-    single_run, single_term = [], []
-    for k in range(min(100, calls)):
-        ms, body = api.timed(run_params(ami, 1, "t3.nano", "#!/bin/sh\necho x\n",
-                                        name="single", zone=zl[k % len(zl)]))
-        single_run.append(ms)
-        iid = instances_of(body)[0][0]
-        ms, _ = api.timed({"Action": "TerminateInstances", "InstanceId.1": iid})
-        single_term.append(ms)
+    single_run, single_term = single_launches(api, ami, zl, min(100, calls))
     res["run_instances_1"] = summary(single_run)
     res["terminate_instances_1"] = summary(single_term)
 
@@ -632,9 +645,14 @@ def report(fc, moto, args):
         add(f"records for DescribeInstances (ferrocloud / moto)", fc["records"],
             m.get("records"), unit="n")
         rows[-1] = rows[-1][:3] + ("", "", "")
-        for key, label in (("run_instances_1", "RunInstances 1 instance"),
+        for key, label in (("run_instances_1_empty", "RunInstances 1 instance, empty store"),
+                           ("run_instances_1", "RunInstances 1 instance"),
                            ("run_instances_20", "RunInstances 20 instances"),
+                           ("terminate_instances_1_empty",
+                            "TerminateInstances 1 instance, empty store"),
                            ("terminate_instances_1", "TerminateInstances 1 instance")):
+            if key not in fc:
+                continue
             for p in ("p50", "p99"):
                 add(f"{label} {p} (ms)", fc[key][f"{p}_ms"], m.get(key, {}).get(f"{p}_ms"))
         for label, s in fc["describe"].items():

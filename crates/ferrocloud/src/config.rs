@@ -68,7 +68,10 @@ pub struct ServeArgs {
     /// Seconds before the first retry of a failed async Lambda invocation [default: 60].
     #[arg(long, env = "FERROCLOUD_LAMBDA_ASYNC_RETRY_SECONDS")]
     pub lambda_async_retry_seconds: Option<u64>,
-    /// Running vCPUs allowed per account and region (EC2 `VcpuLimitExceeded`) [default: 256].
+    /// Running vCPUs allowed per account, region and EC2 vCPU bucket, the instance-family groups
+    /// of AWS's quotas: Standard (A, C, D, H, I, M, R, T, Z), F, G and VT, P, X, Inf, DL, Trn,
+    /// High Memory. On-Demand and Spot instances count apart, each bucket of each with this
+    /// limit (over it: `VcpuLimitExceeded`, Spot `MaxSpotInstanceCountExceeded`) [default: 256].
     #[arg(long, env = "FERROCLOUD_EC2_VCPU_LIMIT")]
     pub ec2_vcpu_limit: Option<u32>,
     /// Optional TOML file with the same keys (snake_case).

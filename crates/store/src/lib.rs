@@ -8,7 +8,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, DB_FILE};
 
 /// The partition a record lives in. Global services (IAM, STS) use region [`GLOBAL`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -72,9 +72,16 @@ pub const EXPORT_VERSION: u64 = 1;
 pub const READERS: usize = 4;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Page size of a new database file (bytes).
+const PAGE_SIZE: i64 = 16 * 1024;
 const STATEMENT_CACHE: usize = 32;
 /// Largest WAL file kept after a checkpoint (bytes).
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL pages past which the checkpointer insists (waits for a moment without writers) rather
+/// than copying what it can without blocking anyone.
+const CHECKPOINT_HARD_PAGES: i64 = 32_768;
 
 /// Schema migrations: `MIGRATIONS[v]` upgrades version `v` to `v + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -152,6 +159,101 @@ pub struct SqliteStore {
     generation: std::sync::atomic::AtomicU64,
     /// The database file; `None` in memory.
     path: Option<PathBuf>,
+    /// The background checkpointer of an on-disk store.
+    checkpointer: Option<Checkpointer>,
+}
+
+/// Copies committed WAL frames into the database file from a thread and connection of its
+/// own, so commits never stall behind SQLite's automatic checkpoint (which runs inside the
+/// commit that crosses the threshold, holding the writer while it copies a thousand pages),
+/// and a page written by many commits between two checkpoints is copied once. Durability is
+/// unchanged: a commit is durable once its WAL frames are fsynced; checkpoints only move
+/// them (and fsync the database file before the WAL is reused).
+struct Checkpointer {
+    shared: std::sync::Arc<CheckpointShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct CheckpointShared {
+    /// Commits since the last checkpoint, and whether the store is being dropped.
+    state: Mutex<(u64, bool)>,
+    wake: std::sync::Condvar,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> rusqlite::Result<Checkpointer> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&conn)?;
+        let shared = std::sync::Arc::new(CheckpointShared::default());
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("fc-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(&conn, &s))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Checkpointer {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn committed(&self) {
+        lock(&self.shared.state).0 += 1;
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        lock(&self.shared.state).1 = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn checkpoint_loop(conn: &Connection, shared: &CheckpointShared) {
+    loop {
+        {
+            let mut st = lock(&shared.state);
+            if !st.1 {
+                st = shared
+                    .wake
+                    .wait_timeout(st, CHECKPOINT_EVERY)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if st.1 {
+                return;
+            }
+            if st.0 == 0 {
+                continue;
+            }
+            st.0 = 0;
+        }
+        // (busy, frames in the WAL, frames copied)
+        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        });
+        match passive {
+            Ok((_, log, done)) if log >= CHECKPOINT_HARD_PAGES && done < log => {
+                // Readers or writers kept it from finishing while the WAL grew large: wait
+                // (busy timeout) for a moment without them, copy everything, start over.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint (restart) failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -176,6 +278,13 @@ impl SqliteStore {
         let mut writer = Connection::open_with_flags(&path, flags)
             .map_err(|e| db_error(&format!("open {shown}"), e))?;
         configure(&writer).map_err(|e| db_error(&format!("configure {shown}"), e))?;
+        // A new database gets larger pages (no effect on an existing one): records are JSON
+        // of up to a few KiB (S3 keeps small objects inline), and a record that does not fit
+        // a quarter page spills into overflow pages, which every insert writes and every key
+        // comparison on its way down the B-tree reads.
+        writer
+            .pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(|e| db_error(&format!("configure {shown}"), e))?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(|e| db_error(&format!("enable WAL on {shown}"), e))?;
@@ -190,6 +299,20 @@ impl SqliteStore {
             ))
             .map_err(|e| db_error(&format!("configure {shown}"), e))?;
         migrate(&mut writer, &shown)?;
+        // Checkpoints move to their own thread (see `Checkpointer`); SQLite's automatic one
+        // stays if that thread cannot start.
+        let checkpointer = match Checkpointer::start(&path) {
+            Ok(c) => {
+                writer
+                    .pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(|e| db_error(&format!("configure {shown}"), e))?;
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no background checkpointer; SQLite checkpoints inline");
+                None
+            }
+        };
         // Make the new file's directory entry durable too.
         sync_dir(dir)?;
 
@@ -213,6 +336,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             path: Some(path),
+            checkpointer,
         })
     }
 
@@ -230,6 +354,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             path: None,
+            checkpointer: None,
         })
     }
 
@@ -242,7 +367,6 @@ impl SqliteStore {
         lock(&self.writer)
     }
 
-    /// A free read connection if there is one, else wait for the next one in turn.
     /// The connection for a point read: the writer's when no commit holds it, else a reader.
     /// A reader's page cache is dropped whenever it finds that the database changed since its
     /// last read (SQLite's WAL rule), so under a stream of writes every reader lookup reads its
@@ -259,6 +383,7 @@ impl SqliteStore {
         self.reader()
     }
 
+    /// A free read connection if there is one, else wait for the next one in turn.
     fn reader(&self) -> MutexGuard<'_, Connection> {
         let n = self.readers.len();
         if n == 0 {
@@ -316,6 +441,9 @@ impl SqliteStore {
             drop(q);
             let lead = Leading(self);
             let results = commit_group(&mut self.writer(), &group);
+            if let Some(c) = &self.checkpointer {
+                c.committed();
+            }
             let mut mine = None;
             let mut q = lock(&self.queue);
             for ((t, _), r) in group.iter().zip(results) {

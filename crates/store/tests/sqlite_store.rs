@@ -998,3 +998,35 @@ fn acknowledged_writes_survive_sigkill() {
     }
     assert!(acked.len() >= 200 + 337 + 474);
 }
+
+/// Commits reach the database file from the background checkpointer (SQLite's own automatic
+/// checkpoint is off), while the store stays open and readable, and a reopen sees everything.
+#[test]
+fn background_checkpoints_move_commits_into_the_database_file() {
+    let dir = TempDir::new("checkpoint");
+    let db = dir.path().join(fc_store::DB_FILE);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let before = std::fs::metadata(&db).unwrap().len();
+    let value = vec![7u8; 2048];
+    for i in 0..400 {
+        store
+            .put(&scope(), "t", &format!("k{i:04}"), &value)
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&db).unwrap().len() < before + 400 * 2048 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint reached {}",
+            db.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        store.get(&scope(), "t", "k0399").unwrap(),
+        Some(value.clone())
+    );
+    drop(store);
+    let again = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(again.get(&scope(), "t", "k0000").unwrap(), Some(value));
+}

@@ -380,17 +380,30 @@ fn check_required(
                     }
                 }
             }
-            for (name, mref) in &shape.members {
-                if let (Some(v), Some(s)) = (obj.get(name), model.shape(&mref.shape)) {
-                    path.push(Seg::Member(name.clone()));
-                    check_required(model, s, v, path, missing, depth + 1);
-                    path.pop();
-                }
+            // Only containers can miss anything; a request names few of a shape's members, so
+            // walk the members present (in the model's order, as errors list them).
+            let mut present: Vec<(usize, &String, &Value)> = obj
+                .iter()
+                .filter(|(_, v)| matches!(v, Value::Object(_) | Value::Array(_)))
+                .filter_map(|(k, v)| shape.members.get_full(k).map(|(i, name, _)| (i, name, v)))
+                .collect();
+            present.sort_unstable_by_key(|(i, _, _)| *i);
+            for (_, name, v) in present {
+                let Some(s) = shape.members.get(name).and_then(|m| model.shape(&m.shape)) else {
+                    continue;
+                };
+                path.push(Seg::Member(name.clone()));
+                check_required(model, s, v, path, missing, depth + 1);
+                path.pop();
             }
         }
         ("list", Value::Array(items)) => {
             if let Some(s) = shape.member.as_ref().and_then(|m| model.shape(&m.shape)) {
-                for (i, v) in items.iter().enumerate() {
+                let containers = items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| matches!(v, Value::Object(_) | Value::Array(_)));
+                for (i, v) in containers {
                     path.push(Seg::Index(i));
                     check_required(model, s, v, path, missing, depth + 1);
                     path.pop();
@@ -399,7 +412,10 @@ fn check_required(
         }
         ("map", Value::Object(obj)) => {
             if let Some(s) = shape.value.as_ref().and_then(|m| model.shape(&m.shape)) {
-                for (k, v) in obj {
+                let containers = obj
+                    .iter()
+                    .filter(|(_, v)| matches!(v, Value::Object(_) | Value::Array(_)));
+                for (k, v) in containers {
                     path.push(Seg::Key(k.clone()));
                     check_required(model, s, v, path, missing, depth + 1);
                     path.pop();

@@ -10,10 +10,10 @@
 //! type, platform and zone, and runs as a plain on-demand instance when none has room.
 
 use super::instances::InstanceRecord;
-use super::purchasing::{self, Purchase, PURCHASES};
+use super::purchasing::{self, Purchase};
 use super::{
     check_dry_run_v, check_id, filters, invalid_value, matches, now, one, opt_bool, opt_i64,
-    opt_str, page_output, paginate, req_str, tags, vpcs, with_tags, Ctx, INSTANCES,
+    opt_str, page_output, paginate, req_str, tags, vpcs, with_tags, Ctx,
 };
 use fc_protocol::value::epoch_value;
 use fc_protocol::ApiError;
@@ -72,18 +72,9 @@ fn find(c: &Ctx<'_>, id: &str) -> Result<CapacityReservation, ApiError> {
 }
 
 /// Used slots per reservation: the active instances naming it.
+/// (Counted by the instance index, kept in step with instance and purchase records.)
 fn usage(c: &Ctx<'_>) -> Result<HashMap<String, i64>, ApiError> {
-    let mut out: HashMap<String, i64> = HashMap::new();
-    for (id, p) in c.all::<Purchase>(PURCHASES)? {
-        let Some(cr) = p.cr_id else { continue };
-        let Some(r) = c.get::<InstanceRecord>(INSTANCES, &id)? else {
-            continue;
-        };
-        if purchasing::active(&r.state) {
-            *out.entry(cr).or_default() += 1;
-        }
-    }
-    Ok(out)
+    c.ix(|ix| ix.cr_usage())
 }
 
 fn capacity_exceeded() -> ApiError {
@@ -311,7 +302,7 @@ pub(crate) fn create_capacity_reservation(c: &Ctx<'_>, input: &Value) -> Result<
         )));
     }
     // Capacity Reservations count towards the On-Demand vCPU limit.
-    purchasing::check_vcpus(c, u64::from(info.vcpus) * count as u64)?;
+    purchasing::check_vcpus(c, &info.name, false, u64::from(info.vcpus) * count as u64)?;
     let tag_list =
         fc_types::tags::from_specifications(input.get("TagSpecifications"), "capacity-reservation");
     fc_types::tags::validate_all(&tag_list).map_err(|e| invalid_value(e.to_string()))?;
@@ -436,7 +427,7 @@ pub(crate) fn modify_capacity_reservation(c: &Ctx<'_>, input: &Value) -> Result<
             let info = super::instance_types::instance_type(&r.instance_type)
                 .map(|i| u64::from(i.vcpus))
                 .unwrap_or(0);
-            purchasing::check_vcpus(c, info * (n - r.total) as u64)?;
+            purchasing::check_vcpus(c, &r.instance_type, false, info * (n - r.total) as u64)?;
         }
     }
     let end_type = opt_str(input, "EndDateType");

@@ -98,23 +98,24 @@ fn occupants(
     c: &Ctx<'_>,
     except: &[String],
 ) -> Result<HashMap<String, Vec<InstanceRecord>>, ApiError> {
+    // The instance index knows who occupies which host; only those records are read.
     let mut out: HashMap<String, Vec<InstanceRecord>> = HashMap::new();
-    for (id, p) in c.all::<Purchase>(PURCHASES)? {
-        let Some(h) = p.host_id else { continue };
-        if except.contains(&id) {
-            continue;
-        }
-        if let Some(r) = c.get::<InstanceRecord>(INSTANCES, &id)? {
-            if occupies(&r.state) {
-                out.entry(h).or_default().push(r);
+    for (h, ids) in c.ix(|ix| ix.host_occupants())? {
+        for id in ids {
+            if except.contains(&id) {
+                continue;
+            }
+            if let Some(r) = c.get::<InstanceRecord>(INSTANCES, &id)? {
+                if occupies(&r.state) {
+                    out.entry(h.clone()).or_default().push(r);
+                }
             }
         }
     }
+    for l in out.values_mut() {
+        l.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    }
     Ok(out)
-}
-
-fn used_vcpus(list: Option<&Vec<InstanceRecord>>) -> u32 {
-    list.map(|l| l.iter().map(|r| r.vcpus).sum()).unwrap_or(0)
 }
 
 /// How many more instances of `vcpus` fit on `h` (with `used` vCPUs taken).
@@ -133,7 +134,6 @@ pub(crate) fn place(
     n: usize,
     except: &[String],
 ) -> Result<Vec<String>, ApiError> {
-    let occ = occupants(c, except)?;
     if let Some(id) = host_id {
         let h = find(c, id)?;
         if h.state != "available" {
@@ -159,7 +159,7 @@ pub(crate) fn place(
                 "Instance type {itype} is not supported on the Dedicated Host {id}."
             )));
         }
-        if (room(&h, used_vcpus(occ.get(id)), vcpus) as usize) < n {
+        if (room(&h, c.ix(|ix| ix.host_vcpus(id, except))?, vcpus) as usize) < n {
             return Err(ApiError::client(
                 "InsufficientCapacityOnHost",
                 format!(
@@ -180,7 +180,7 @@ pub(crate) fn place(
     hosts.sort_by(|a, b| a.allocation_time.total_cmp(&b.allocation_time));
     let mut out = Vec::new();
     for h in &hosts {
-        let mut used = used_vcpus(occ.get(&h.id));
+        let mut used = c.ix(|ix| ix.host_vcpus(&h.id, except))?;
         while out.len() < n && room(h, used, vcpus) > 0 {
             used += vcpus;
             out.push(h.id.clone());
@@ -633,7 +633,7 @@ pub(crate) fn modify_instance_placement(c: &Ctx<'_>, input: &Value) -> Result<Va
         p.host_id = None;
         p.affinity = None;
     }
-    c.put(PURCHASES, id, &p)?;
+    purchasing::save_purchase(c, id, &p)?;
     Ok(json!({"Return": true}))
 }
 

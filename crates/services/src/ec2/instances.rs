@@ -17,6 +17,8 @@
 //!
 //! State changes that need the driver run as background tasks; the record is the truth and is
 //! persisted with the workload's handle so a restarted server re-adopts running instances.
+//! Every write of a record goes through [`save`], which keeps the [`InstanceIndex`] (the
+//! per-scope aggregates launches and boots consult instead of scanning records) in step.
 
 use super::{
     check_dry_run_v, check_id, filters, images, instance_types, invalid_value, key_pairs, matches,
@@ -150,6 +152,8 @@ pub struct Exec {
     /// The metadata service starts with the first instance (it creates the router network
     /// namespace): a server that never runs an instance leaves nothing behind.
     pub(crate) imds: tokio::sync::OnceCell<()>,
+    /// The instance index, shared with the handlers.
+    pub(crate) index: Arc<InstanceIndex>,
 }
 
 pub(crate) fn instance_dir(data_dir: &Path, id: &str) -> PathBuf {
@@ -187,7 +191,7 @@ impl Exec {
         let mut rec: InstanceRecord = self.store.get_json(&scope, INSTANCES, id).ok()??;
         let prev = rec.state.clone();
         if f(&mut rec) {
-            if let Err(e) = self.store.put_json(&scope, INSTANCES, id, &rec) {
+            if let Err(e) = save(self.store.as_ref(), &self.index, &rec) {
                 tracing::warn!(error = %e, instance = id, "cannot save instance");
             }
             super::purchasing::transition(self.store.as_ref(), &prev, &rec);
@@ -602,13 +606,17 @@ impl Exec {
 /// The boot script: the instance's "init".
 const BOOT_SCRIPT: &str = r#"S="${FC_STATE:-/var/lib/cloud/ferrocloud}"
 mkdir -p "$S"
-n=$(cat "$S/boots" 2>/dev/null || echo 0)
-n=$((n + 1))
+n=0
+[ -f "$S/boots" ] && read -r n < "$S/boots"
+n=$((${n:-0} + 1))
 echo "$n" > "$S/boots"
 echo "ferrocloud: boot $n of $FC_INSTANCE_ID"
 # Security groups are enforced (and ssh set up) before anything else runs.
+# Polled every 2 ms for 0.2 s, then every 50 ms (up to 15 s): many instances booting at once
+# must not spend the machine on forking `sleep`.
 i=0
-while [ ! -e "$FC_BOOT/net-ready" ] && [ "$i" -lt 7500 ]; do sleep 0.002; i=$((i + 1)); done
+while [ ! -e "$FC_BOOT/net-ready" ] && [ "$i" -lt 100 ]; do sleep 0.002; i=$((i + 1)); done
+while [ ! -e "$FC_BOOT/net-ready" ] && [ "$i" -lt 396 ]; do sleep 0.05; i=$((i + 1)); done
 [ -f "$FC_BOOT/ssh/setup.sh" ] && /bin/sh "$FC_BOOT/ssh/setup.sh" 2>&1
 if [ ! -e "$S/user-data-done" ]; then
   : > "$S/user-data-done"
@@ -810,36 +818,54 @@ fn resolve_profile(c: &Ctx<'_>, spec: &Value) -> Result<Option<(String, String)>
     )))
 }
 
-fn allocate_ip(
-    c: &Ctx<'_>,
-    subnet: &vpcs::SubnetRecord,
-    taken: &[String],
-) -> Result<String, ApiError> {
+/// The lowest free address of a subnet (the index knows the ones in use).
+fn allocate_ip(c: &Ctx<'_>, subnet: &vpcs::SubnetRecord) -> Result<String, ApiError> {
     let cidr = vpcs::Cidr::parse(&subnet.cidr_block)
         .ok_or_else(|| ApiError::internal("subnet with a malformed CIDR"))?;
-    let mut used: Vec<String> = c
-        .all::<InstanceRecord>(INSTANCES)?
-        .into_iter()
-        .map(|(_, r)| r)
-        .filter(|r| r.subnet_id == subnet.subnet_id && r.state != "terminated")
-        .map(|r| r.private_ip)
-        .collect();
-    used.extend(taken.iter().cloned());
-    let base = cidr.addr;
-    let size = cidr.size();
-    for off in 4..size.saturating_sub(1) {
-        let ip = Ipv4Addr::from(base + off as u32).to_string();
-        if !used.contains(&ip) {
-            return Ok(ip);
-        }
+    let free = c.ix(|ix| {
+        ix.cidrs.entry(subnet.subnet_id.clone()).or_insert(cidr);
+        ix.subnets
+            .entry(subnet.subnet_id.clone())
+            .or_insert_with(|| SubnetIps::new(&cidr))
+            .lowest_free()
+    })?;
+    match free {
+        Some(ip) => Ok(Ipv4Addr::from(ip).to_string()),
+        None => Err(ApiError::client(
+            "InsufficientFreeAddressesInSubnet",
+            format!(
+                "There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.",
+                subnet.subnet_id
+            ),
+        )),
     }
-    Err(ApiError::client(
-        "InsufficientFreeAddressesInSubnet",
-        format!(
-            "There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.",
-            subnet.subnet_id
-        ),
-    ))
+}
+
+/// A requested private address: inside the subnet's usable range and not in use.
+fn check_requested_ip(c: &Ctx<'_>, subnet: &vpcs::SubnetRecord, ip: &str) -> Result<(), ApiError> {
+    let addr: Ipv4Addr = ip.parse().map_err(|_| {
+        invalid_value(format!(
+            "Value ({ip}) for parameter privateIpAddress is invalid. Invalid IPv4 address."
+        ))
+    })?;
+    let cidr = vpcs::Cidr::parse(&subnet.cidr_block)
+        .ok_or_else(|| ApiError::internal("subnet with a malformed CIDR"))?;
+    let a = u32::from(addr);
+    let size = u32::try_from(cidr.size()).unwrap_or(u32::MAX);
+    if a < cidr.addr || a - cidr.addr >= size {
+        return Err(invalid_value(format!(
+            "Address {ip} does not fall within the subnet's address range"
+        )));
+    }
+    // The first four addresses and the last one are AWS's.
+    let reserved = a - cidr.addr < 4 || a - cidr.addr == size.saturating_sub(1);
+    if reserved || c.ix(|ix| ix.ip_in_use(&subnet.subnet_id, a))? {
+        return Err(ApiError::client(
+            "InvalidIPAddress.InUse",
+            format!("Address {ip} is in use."),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiError> {
@@ -862,12 +888,15 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
     }
     let count = max.min(20);
     if let Some(token) = opt_str(input, "ClientToken").filter(|t| !t.is_empty()) {
-        let existing: Vec<InstanceRecord> = c
-            .all::<InstanceRecord>(INSTANCES)?
-            .into_iter()
-            .map(|(_, r)| r)
-            .filter(|r| r.client_token.as_deref() == Some(token))
-            .collect();
+        let mut existing = Vec::new();
+        for id in c.ix(|ix| ix.with_token(token))? {
+            if let Some(r) = c.get::<InstanceRecord>(INSTANCES, &id)? {
+                if r.client_token.as_deref() == Some(token) {
+                    existing.push(r);
+                }
+            }
+        }
+        existing.sort_by_key(|r| r.launch_index);
         if !existing.is_empty() {
             check_dry_run_v(input)?;
             return reservation_value(c, &existing);
@@ -1021,6 +1050,9 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
     let instance_tags = spec_tags(input, "instance")?;
     let volume_tags = spec_tags(input, "volume")?;
     let private_ip_req = opt_str(input, "PrivateIpAddress").filter(|s| !s.is_empty());
+    if let Some(ip) = private_ip_req {
+        check_requested_ip(c, &subnet, ip)?;
+    }
     let storage_plan = super::storage::plan_launch(c, input, &img, type_name)?;
     let purchase_plan =
         super::purchasing::plan_launch(c, input, itype, &subnet.availability_zone, count)?;
@@ -1029,13 +1061,12 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
     let reservation_id = fc_types::ids::ec2_id("r");
     let launch = now().floor();
     let mut recs = Vec::new();
-    let mut taken = Vec::new();
     for i in 0..count {
+        // Each record is saved (and indexed) before the next address is chosen.
         let ip = match (private_ip_req, i) {
             (Some(ip), 0) => ip.to_string(),
-            _ => allocate_ip(c, &subnet, &taken)?,
+            _ => allocate_ip(c, &subnet)?,
         };
-        taken.push(ip.clone());
         let id = fc_types::ids::ec2_id("i");
         let rec = InstanceRecord {
             instance_id: id.clone(),
@@ -1082,7 +1113,7 @@ pub(crate) fn run_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErro
             &id,
             user_data.as_ref().map(|(_, r)| r.as_slice()),
         )?;
-        c.put(INSTANCES, &id, &rec)?;
+        c.save_instance(&rec)?;
         c.store
             .put_json(
                 &Scope::global(INDEX_SCOPE),
@@ -1114,7 +1145,7 @@ fn start_or_mark(c: &Ctx<'_>, r: &mut InstanceRecord) -> Result<(), ApiError> {
         None => {
             r.state = "running".into();
             r.state_reason = None;
-            c.put(INSTANCES, &r.instance_id, r)?;
+            c.save_instance(r)?;
         }
     }
     Ok(())
@@ -1303,6 +1334,7 @@ fn selected(c: &Ctx<'_>, input: &Value) -> Result<Vec<InstanceRecord>, ApiError>
         // Forget instances terminated long ago.
         for r in all.iter().filter(|r| !visible(r)) {
             c.delete(INSTANCES, &r.instance_id)?;
+            c.index.deleted(c.store, &c.scope, &r.instance_id);
             tags::drop_all(c, &r.instance_id)?;
         }
         all.retain(visible);
@@ -1460,7 +1492,7 @@ pub(crate) fn stop_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErr
                 "Client.UserInitiatedShutdown".into(),
                 "Client.UserInitiatedShutdown: User initiated shutdown".into(),
             ));
-            c.put(INSTANCES, &r.instance_id, &r)?;
+            c.save_instance(&r)?;
             super::purchasing::transition(c.store, &prev, &r);
             match c.exec {
                 Some(exec) => exec.spawn_stop(
@@ -1472,7 +1504,7 @@ pub(crate) fn stop_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiErr
                 None => {
                     let mut s = r.clone();
                     s.state = "stopped".into();
-                    c.put(INSTANCES, &s.instance_id, &s)?;
+                    c.save_instance(&s)?;
                     super::purchasing::transition(c.store, &r.state, &s);
                 }
             }
@@ -1501,7 +1533,7 @@ pub(crate) fn start_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiEr
             r.state = "pending".into();
             r.transition_reason = String::new();
             r.state_reason = None;
-            c.put(INSTANCES, &r.instance_id, &r)?;
+            c.save_instance(&r)?;
             super::purchasing::transition(c.store, &prev, &r);
             let shown = r.clone();
             start_or_mark(c, &mut r)?;
@@ -1529,7 +1561,7 @@ pub(crate) fn reboot_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, ApiE
             // Still reported running while it reboots, as EC2 does.
             let mut r = r;
             r.generation += 1;
-            c.put(INSTANCES, &r.instance_id, &r)?;
+            c.save_instance(&r)?;
             exec.spawn_stop(
                 r.owner_id.clone(),
                 r.region.clone(),
@@ -1570,7 +1602,7 @@ pub(crate) fn terminate_instances(c: &Ctx<'_>, input: &Value) -> Result<Value, A
                 "Client.UserInitiatedShutdown".into(),
                 "Client.UserInitiatedShutdown: User initiated shutdown".into(),
             ));
-            c.put(INSTANCES, &r.instance_id, &r)?;
+            c.save_instance(&r)?;
             super::purchasing::transition(c.store, &prev, &r);
             if let Some(exec) = c.exec {
                 exec.spawn_terminate(r.owner_id.clone(), r.region.clone(), r.instance_id.clone());
@@ -1678,7 +1710,7 @@ pub(crate) fn modify_instance_attribute(c: &Ctx<'_>, input: &Value) -> Result<Va
     if groups_changed {
         r.groups = new_groups;
     }
-    c.put(INSTANCES, id, &r)?;
+    c.save_instance(&r)?;
     if groups_changed {
         security_groups::enforce(c);
     }
@@ -1767,4 +1799,473 @@ pub(crate) fn get_console_output(c: &Ctx<'_>, input: &Value) -> Result<Value, Ap
         out["Output"] = json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
     }
     Ok(out)
+}
+
+// ---- the in-memory index ----
+
+/// What the control plane asks of the instances of a scope at every launch and boot, kept in
+/// memory so that it costs O(what changed) instead of a scan of every record: per subnet the
+/// addresses in use (and the free ones below the high-water mark, so the lowest free address
+/// is found at once), per vCPU bucket and market the vCPUs of active instances, client tokens,
+/// capacity-reservation and dedicated-host use, security-group membership and the running
+/// workloads.
+///
+/// The store stays the only source of truth: a scope's index is built from its records the
+/// first time it is used (after a restart, or when the store's generation changed because the
+/// whole state was replaced), and every write of an instance record ([`save`]) or of a
+/// purchase record ([`super::purchasing::save_purchase`]) updates it after the write
+/// succeeded. Writes happen under the service lock, so concurrent launches see each other's
+/// addresses.
+#[derive(Default)]
+pub(crate) struct InstanceIndex {
+    state: Mutex<IndexState>,
+}
+
+#[derive(Default)]
+struct IndexState {
+    generation: u64,
+    scopes: HashMap<Scope, ScopeIndex>,
+}
+
+/// (supervisor pid, start time, gateway) of a running workload.
+pub(crate) type Workload = (i32, i64, Option<Ipv4Addr>);
+
+/// The parts of an instance (and of its purchase record) the index aggregates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Entry {
+    pub state: String,
+    pub subnet: String,
+    pub ip: Option<Ipv4Addr>,
+    pub vcpus: u32,
+    pub bucket: &'static str,
+    pub groups: Vec<String>,
+    pub client_token: Option<String>,
+    /// (supervisor pid, start time, gateway) of the workload while the instance runs.
+    pub workload: Option<Workload>,
+    pub spot: bool,
+    pub host: Option<String>,
+    pub cr: Option<String>,
+}
+
+impl Entry {
+    fn of(rec: &InstanceRecord, purchase: Option<&super::purchasing::Purchase>) -> Entry {
+        let mut e = Entry {
+            state: rec.state.clone(),
+            subnet: rec.subnet_id.clone(),
+            ip: rec.private_ip.parse().ok(),
+            vcpus: rec.vcpus,
+            bucket: super::purchasing::vcpu_bucket(&rec.instance_type),
+            groups: rec.groups.iter().map(|(g, _)| g.clone()).collect(),
+            client_token: rec.client_token.clone(),
+            workload: rec
+                .handle
+                .as_ref()
+                .filter(|_| rec.state == "running")
+                .map(|h| {
+                    (
+                        h.supervisor_pid,
+                        h.started_at_ms,
+                        h.network.as_ref().map(|n| n.gateway),
+                    )
+                }),
+            ..Default::default()
+        };
+        if let Some(p) = purchase {
+            e.set_purchase(p);
+        }
+        e
+    }
+
+    fn set_purchase(&mut self, p: &super::purchasing::Purchase) {
+        self.spot = p.lifecycle.as_deref() == Some("spot");
+        self.host = p.host_id.clone();
+        self.cr = p.cr_id.clone();
+    }
+}
+
+/// The addresses of one subnet: `used` counts holders per address (non-terminated
+/// instances); every address in `[lo, hwm)` not in `used` is in `free`; none at or above
+/// `hwm` is used.
+#[derive(Debug, Default)]
+struct SubnetIps {
+    lo: u32,
+    hi: u32,
+    hwm: u32,
+    used: HashMap<u32, u32>,
+    free: std::collections::BTreeSet<u32>,
+}
+
+impl SubnetIps {
+    fn new(cidr: &vpcs::Cidr) -> SubnetIps {
+        let base = cidr.addr;
+        let size = u32::try_from(cidr.size()).unwrap_or(u32::MAX);
+        // AWS reserves the first four addresses and the last one.
+        let lo = base.saturating_add(4);
+        SubnetIps {
+            lo,
+            hi: base.saturating_add(size.saturating_sub(1)),
+            hwm: lo,
+            ..Default::default()
+        }
+    }
+
+    fn add(&mut self, ip: u32) {
+        *self.used.entry(ip).or_default() += 1;
+        if ip < self.lo || ip >= self.hi {
+            return;
+        }
+        if ip >= self.hwm {
+            self.free.extend(self.hwm..ip);
+            self.hwm = ip + 1;
+        } else {
+            self.free.remove(&ip);
+        }
+    }
+
+    fn remove(&mut self, ip: u32) {
+        let Some(n) = self.used.get_mut(&ip) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.used.remove(&ip);
+            if ip >= self.lo && ip < self.hwm {
+                self.free.insert(ip);
+            }
+        }
+    }
+
+    /// The lowest free address.
+    fn lowest_free(&self) -> Option<u32> {
+        self.free
+            .first()
+            .copied()
+            .or((self.hwm < self.hi).then_some(self.hwm))
+    }
+}
+
+/// The index of one scope.
+#[derive(Default)]
+pub(crate) struct ScopeIndex {
+    entries: HashMap<String, Entry>,
+    /// (spot, bucket) → vCPUs of active instances.
+    vcpus: HashMap<(bool, &'static str), u64>,
+    subnets: HashMap<String, SubnetIps>,
+    /// Subnet id → CIDR, for subnets whose addresses are tracked.
+    cidrs: HashMap<String, vpcs::Cidr>,
+    tokens: HashMap<String, std::collections::BTreeSet<String>>,
+    /// Capacity reservation → active instances naming it.
+    cr_used: HashMap<String, i64>,
+    /// Dedicated host → (instance → vCPUs) of the instances occupying it.
+    hosts: HashMap<String, HashMap<String, u32>>,
+    /// Security group → (instance → address) of its members (pending or running).
+    members: HashMap<String, std::collections::BTreeMap<String, Ipv4Addr>>,
+    /// Instances running with a workload.
+    running: std::collections::BTreeSet<String>,
+}
+
+impl ScopeIndex {
+    fn account(&mut self, id: &str, e: &Entry, add: bool) {
+        let active = super::purchasing::active(&e.state);
+        if active {
+            let v = self.vcpus.entry((e.spot, e.bucket)).or_default();
+            if add {
+                *v += u64::from(e.vcpus);
+            } else {
+                *v = v.saturating_sub(u64::from(e.vcpus));
+            }
+        }
+        if e.state != "terminated" {
+            if let (Some(ip), Some(cidr)) = (e.ip, self.cidrs.get(&e.subnet)) {
+                let s = self
+                    .subnets
+                    .entry(e.subnet.clone())
+                    .or_insert_with(|| SubnetIps::new(cidr));
+                if add {
+                    s.add(u32::from(ip));
+                } else {
+                    s.remove(u32::from(ip));
+                }
+            }
+        }
+        if let Some(t) = &e.client_token {
+            if add {
+                self.tokens
+                    .entry(t.clone())
+                    .or_default()
+                    .insert(id.to_string());
+            } else if let Some(s) = self.tokens.get_mut(t) {
+                s.remove(id);
+                if s.is_empty() {
+                    self.tokens.remove(t);
+                }
+            }
+        }
+        if let (true, Some(cr)) = (active, &e.cr) {
+            let n = self.cr_used.entry(cr.clone()).or_default();
+            *n += if add { 1 } else { -1 };
+        }
+        if let Some(h) = &e.host {
+            if matches!(
+                e.state.as_str(),
+                "pending" | "running" | "stopping" | "shutting-down"
+            ) {
+                let on = self.hosts.entry(h.clone()).or_default();
+                if add {
+                    on.insert(id.to_string(), e.vcpus);
+                } else {
+                    on.remove(id);
+                }
+            }
+        }
+        if active {
+            if let Some(ip) = e.ip {
+                for g in &e.groups {
+                    let m = self.members.entry(g.clone()).or_default();
+                    if add {
+                        m.insert(id.to_string(), ip);
+                    } else {
+                        m.remove(id);
+                    }
+                }
+            }
+        }
+        if e.workload.is_some() {
+            if add {
+                self.running.insert(id.to_string());
+            } else {
+                self.running.remove(id);
+            }
+        }
+    }
+
+    /// Replace the entry of `id` (None: forget it).
+    fn set(&mut self, id: &str, new: Option<Entry>) {
+        let old = self.entries.remove(id);
+        if old == new {
+            if let Some(e) = new {
+                self.entries.insert(id.to_string(), e);
+            }
+            return;
+        }
+        if let Some(o) = &old {
+            self.account(id, o, false);
+        }
+        if let Some(n) = new {
+            self.account(id, &n, true);
+            self.entries.insert(id.to_string(), n);
+        }
+    }
+
+    fn build(store: &dyn Store, scope: &Scope) -> Result<ScopeIndex, ApiError> {
+        let mut ix = ScopeIndex::default();
+        for (id, s) in super::scan_all::<vpcs::SubnetRecord>(store, scope, super::SUBNETS)? {
+            if let Some(c) = vpcs::Cidr::parse(&s.cidr_block) {
+                ix.cidrs.insert(id, c);
+            }
+        }
+        let purchases: HashMap<String, super::purchasing::Purchase> =
+            super::scan_all(store, scope, super::purchasing::PURCHASES)?
+                .into_iter()
+                .collect();
+        for (id, rec) in super::scan_all::<InstanceRecord>(store, scope, INSTANCES)? {
+            let e = Entry::of(&rec, purchases.get(&id));
+            ix.set(&id, Some(e));
+        }
+        Ok(ix)
+    }
+
+    /// The entry of an instance.
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    /// vCPUs of the active instances in a bucket of a market.
+    pub fn active_vcpus(&self, spot: bool, bucket: &str) -> u64 {
+        self.vcpus
+            .iter()
+            .filter(|((s, b), _)| *s == spot && *b == bucket)
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// Instances launched with a client token.
+    pub fn with_token(&self, token: &str) -> Vec<String> {
+        self.tokens
+            .get(token)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Active instances per capacity reservation.
+    pub fn cr_usage(&self) -> HashMap<String, i64> {
+        self.cr_used
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+
+    /// The instances occupying each dedicated host.
+    pub fn host_occupants(&self) -> Vec<(String, Vec<String>)> {
+        self.hosts
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(h, m)| (h.clone(), m.keys().cloned().collect()))
+            .collect()
+    }
+
+    /// vCPUs occupied on a dedicated host, but by `except`.
+    pub fn host_vcpus(&self, host: &str, except: &[String]) -> u32 {
+        self.hosts
+            .get(host)
+            .map(|m| {
+                m.iter()
+                    .filter(|(id, _)| !except.contains(id))
+                    .map(|(_, v)| *v)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The addresses of a security group's members.
+    pub fn members(&self, group: &str) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self
+            .members
+            .get(group)
+            .map(|m| m.values().copied().collect())
+            .unwrap_or_default();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Every group with members.
+    pub fn groups(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+
+    /// The instances running with a workload.
+    pub fn running(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.running
+            .iter()
+            .filter_map(|id| self.entries.get(id).map(|e| (id, e)))
+    }
+
+    /// Whether an address of a subnet is held by a non-terminated instance.
+    fn ip_in_use(&self, subnet: &str, ip: u32) -> bool {
+        self.subnets
+            .get(subnet)
+            .is_some_and(|s| s.used.contains_key(&ip))
+    }
+}
+
+impl InstanceIndex {
+    /// Run `f` on the index of `scope`, built first if needed.
+    pub fn with<R>(
+        &self,
+        store: &dyn Store,
+        scope: &Scope,
+        f: impl FnOnce(&mut ScopeIndex) -> R,
+    ) -> Result<R, ApiError> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = store.generation();
+        if st.generation != generation {
+            st.scopes.clear();
+            st.generation = generation;
+        }
+        if !st.scopes.contains_key(scope) {
+            let built = ScopeIndex::build(store, scope)?;
+            st.scopes.insert(scope.clone(), built);
+        }
+        let ix = st
+            .scopes
+            .get_mut(scope)
+            .ok_or_else(|| ApiError::internal("instance index vanished"))?;
+        Ok(f(ix))
+    }
+
+    /// An instance record was written.
+    pub fn saved(&self, store: &dyn Store, rec: &InstanceRecord) {
+        let scope = Scope::new(&rec.owner_id, &rec.region);
+        let res = self.with(store, &scope, |ix| {
+            let purchase = ix
+                .entries
+                .get(&rec.instance_id)
+                .map(|e| (e.spot, e.host.clone(), e.cr.clone()));
+            let mut e = Entry::of(rec, None);
+            if let Some((spot, host, cr)) = purchase {
+                e.spot = spot;
+                e.host = host;
+                e.cr = cr;
+            }
+            if !e.subnet.is_empty() && !ix.cidrs.contains_key(&e.subnet) {
+                if let Ok(Some(s)) =
+                    store.get_json::<vpcs::SubnetRecord>(&scope, super::SUBNETS, &e.subnet)
+                {
+                    if let Some(c) = vpcs::Cidr::parse(&s.cidr_block) {
+                        ix.cidrs.insert(e.subnet.clone(), c);
+                    }
+                }
+            }
+            ix.set(&rec.instance_id, Some(e));
+        });
+        if let Err(e) = res {
+            self.forget(&scope, &e);
+        }
+    }
+
+    /// An instance record was deleted.
+    pub fn deleted(&self, store: &dyn Store, scope: &Scope, id: &str) {
+        if let Err(e) = self.with(store, scope, |ix| ix.set(id, None)) {
+            self.forget(scope, &e);
+        }
+    }
+
+    /// A purchase record was written.
+    pub fn purchase_saved(
+        &self,
+        store: &dyn Store,
+        scope: &Scope,
+        id: &str,
+        p: &super::purchasing::Purchase,
+    ) {
+        let res = self.with(store, scope, |ix| {
+            if let Some(mut e) = ix.entries.get(id).cloned() {
+                e.set_purchase(p);
+                ix.set(id, Some(e));
+            }
+        });
+        if let Err(e) = res {
+            self.forget(scope, &e);
+        }
+    }
+
+    /// The index of a scope could not be kept in step: drop it (rebuilt on next use).
+    fn forget(&self, scope: &Scope, e: &ApiError) {
+        tracing::warn!(error = %e.message, "instance index rebuilt");
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .scopes
+            .remove(scope);
+    }
+}
+
+/// Write an instance record and keep the index in step.
+pub(crate) fn save(
+    store: &dyn Store,
+    index: &InstanceIndex,
+    rec: &InstanceRecord,
+) -> Result<(), ApiError> {
+    let scope = Scope::new(&rec.owner_id, &rec.region);
+    store
+        .put_json(&scope, INSTANCES, &rec.instance_id, rec)
+        .map_err(crate::common::store_error)?;
+    index.saved(store, rec);
+    Ok(())
 }

@@ -13,7 +13,12 @@
 //! `NotImplemented`.
 //!
 //! Handlers run on the blocking pool under one service-wide lock (they read-modify-write
-//! several records, and snapshot and volume data copies happen inside the call).
+//! several records, and snapshot and volume data copies happen inside the call). What launches
+//! and boots need to know about all the instances of a scope (addresses in use per subnet,
+//! vCPUs per bucket and market, client tokens, capacity-reservation and host use, group
+//! members, running workloads) comes from an in-memory index ([`instances::InstanceIndex`])
+//! built per scope from the store on first use and kept in step with every write of an
+//! instance or purchase record, so those costs do not grow with the number of records.
 //!
 //! Must not live here: wire formats (fc-protocol), the execution of instances (runtime).
 
@@ -73,6 +78,8 @@ struct Inner {
     lock: Arc<Mutex<()>>,
     /// The execution layer, once attached.
     exec: std::sync::OnceLock<Arc<instances::Exec>>,
+    /// In-memory aggregates of the instance records (rebuilt from the store per scope).
+    index: Arc<instances::InstanceIndex>,
 }
 
 impl Ec2 {
@@ -85,6 +92,7 @@ impl Ec2 {
                 data_dir: data_dir.into(),
                 lock: Arc::new(Mutex::new(())),
                 exec: std::sync::OnceLock::new(),
+                index: Arc::new(instances::InstanceIndex::default()),
             }),
         }
     }
@@ -110,6 +118,7 @@ impl Ec2 {
             tokens: Mutex::new(Default::default()),
             start_lock: tokio::sync::Mutex::new(()),
             imds: tokio::sync::OnceCell::new(),
+            index: self.inner.index.clone(),
         });
         if self.inner.exec.set(exec.clone()).is_err() {
             return;
@@ -142,6 +151,7 @@ impl Inner {
             req,
             data_dir: &self.data_dir,
             exec: self.exec.get(),
+            index: &self.index,
         };
         let op = req.operation.as_str();
         if !matches!(
@@ -300,6 +310,8 @@ pub(crate) struct Ctx<'a> {
     pub req: &'a RequestContext,
     pub data_dir: &'a Path,
     pub exec: Option<&'a Arc<instances::Exec>>,
+    /// The instance index ([`instances::InstanceIndex`]).
+    pub index: &'a instances::InstanceIndex,
 }
 
 impl Ctx<'_> {
@@ -336,6 +348,16 @@ impl Ctx<'_> {
         self.store
             .delete(&self.scope, table, key)
             .map_err(store_error)
+    }
+
+    /// The instance index of this account and region.
+    pub fn ix<R>(&self, f: impl FnOnce(&mut instances::ScopeIndex) -> R) -> Result<R, ApiError> {
+        self.index.with(self.store, &self.scope, f)
+    }
+
+    /// Write an instance record (and keep the index in step).
+    pub fn save_instance(&self, rec: &InstanceRecord) -> Result<(), ApiError> {
+        instances::save(self.store, self.index, rec)
     }
 
     /// Every record of `table` in this account and region, by key.

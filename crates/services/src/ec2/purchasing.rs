@@ -12,6 +12,9 @@
 //!   anything) and [`launched`] (the records written per instance);
 //! - [`transition`], called by `instances` at every state change: a period that stops being
 //!   billable (pending/running → anything else) is accrued in the ledger;
+//! - the vCPU limit: per account, region, market (On-Demand, Spot) and AWS's vCPU bucket of the
+//!   instance family ([`vcpu_bucket`]), each with the one configured limit ([`check_vcpus`];
+//!   the running counts come from the instance index, not from a scan of the records);
 //! - the price table (`prices.json`, its source named inside) and the rate of an instance.
 //!
 //! The vCPU limit and the ledger are set by the binary before any request; they live in a
@@ -95,15 +98,14 @@ pub(crate) fn purchase_of(store: &dyn Store, scope: &Scope, id: &str) -> Purchas
         .unwrap_or_default()
 }
 
-pub(crate) fn save_purchase(
-    store: &dyn Store,
-    scope: &Scope,
-    id: &str,
-    p: &Purchase,
-) -> Result<(), ApiError> {
-    store
-        .put_json(scope, PURCHASES, id, p)
-        .map_err(crate::common::store_error)
+/// Write the purchase record of an instance of the caller's scope (and keep the instance
+/// index in step: it counts spot vCPUs, reservation and host use from these records).
+pub(crate) fn save_purchase(c: &Ctx<'_>, id: &str, p: &Purchase) -> Result<(), ApiError> {
+    c.store
+        .put_json(&c.scope, PURCHASES, id, p)
+        .map_err(crate::common::store_error)?;
+    c.index.purchase_saved(c.store, &c.scope, id, p);
+    Ok(())
 }
 
 /// Whether an instance in `state` is billed and counts against limits and capacity.
@@ -325,28 +327,52 @@ pub(crate) fn price_str(p: f64) -> String {
 
 // ---- vCPU limit ----
 
-/// vCPUs of the active instances of this account and region, but `except` ids.
-pub(crate) fn active_vcpus(c: &Ctx<'_>, except: &[String]) -> Result<u64, ApiError> {
-    Ok(c.all::<InstanceRecord>(INSTANCES)?
-        .into_iter()
-        .map(|(_, r)| r)
-        .filter(|r| active(&r.state) && !except.contains(&r.instance_id))
-        .map(|r| u64::from(r.vcpus))
-        .sum())
+/// The vCPU bucket of an instance type, as AWS's On-Demand and Spot quotas group families
+/// (by the letters of the family: `t` of `t3`, `inf` of `inf2`, `u` of `u-6tb1`). The names
+/// are those of the On-Demand quotas.
+pub(crate) fn vcpu_bucket(itype: &str) -> &'static str {
+    let fam = family(itype).to_ascii_lowercase();
+    let letters: String = fam.chars().take_while(char::is_ascii_alphabetic).collect();
+    match letters.as_str() {
+        "inf" => "Inf",
+        "trn" => "Trn",
+        "dl" => "DL",
+        "vt" => "G and VT",
+        "u" => "High Memory",
+        "hpc" => "HPC",
+        "mac" => "Mac",
+        l if l.starts_with('f') => "F",
+        l if l.starts_with('g') => "G and VT",
+        l if l.starts_with('p') => "P",
+        l if l.starts_with('x') => "X",
+        // A, C, D, H, I, M, R, T, Z and whatever else is new.
+        _ => "Standard",
+    }
 }
 
-/// `VcpuLimitExceeded` when `more` vCPUs do not fit.
-pub(crate) fn check_vcpus(c: &Ctx<'_>, more: u64) -> Result<(), ApiError> {
+/// `VcpuLimitExceeded` (On-Demand) or `MaxSpotInstanceCountExceeded` (Spot) when `more`
+/// vCPUs of instances of `itype` do not fit in the bucket of that type in that market.
+/// Every bucket of both markets has the limit the binary was given (`--ec2-vcpu-limit`).
+pub(crate) fn check_vcpus(c: &Ctx<'_>, itype: &str, spot: bool, more: u64) -> Result<(), ApiError> {
     let limit = vcpu_limit(c.store);
-    if active_vcpus(c, &[])? + more > u64::from(limit) {
-        return Err(ApiError::client(
+    let bucket = vcpu_bucket(itype);
+    let used = c.ix(|ix| ix.active_vcpus(spot, bucket))?;
+    if used + more <= u64::from(limit) {
+        return Ok(());
+    }
+    Err(if spot {
+        ApiError::client(
+            "MaxSpotInstanceCountExceeded",
+            "Max spot instance count exceeded",
+        )
+    } else {
+        ApiError::client(
             "VcpuLimitExceeded",
             format!(
                 "You have requested more vCPU capacity than your current vCPU limit of {limit} allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit."
             ),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 // ---- launches ----
@@ -546,7 +572,12 @@ pub(crate) fn plan_launch(
             ));
         }
     }
-    check_vcpus(c, u64::from(itype.vcpus) * n as u64)?;
+    check_vcpus(
+        c,
+        &itype.name,
+        plan.spot.is_some(),
+        u64::from(itype.vcpus) * n as u64,
+    )?;
     Ok(plan)
 }
 
@@ -578,7 +609,7 @@ pub(crate) fn launched(
         p.scheduled_id = Some(id.clone());
         p.scheduled_price = Some(*price);
     }
-    save_purchase(c.store, &c.scope, &rec.instance_id, &p)
+    save_purchase(c, &rec.instance_id, &p)
 }
 
 /// Before `StopInstances`: an instance of a one-time spot request cannot be stopped.
@@ -603,12 +634,23 @@ pub(crate) fn check_stop(c: &Ctx<'_>, recs: &[InstanceRecord]) -> Result<(), Api
 /// instances with host tenancy.
 pub(crate) fn check_start(c: &Ctx<'_>, recs: &[InstanceRecord]) -> Result<(), ApiError> {
     let starting: Vec<&InstanceRecord> = recs.iter().filter(|r| r.state == "stopped").collect();
-    let more: u64 = starting.iter().map(|r| u64::from(r.vcpus)).sum();
-    check_vcpus(c, more)?;
+    // Per market and bucket: (spot, bucket, a type of the bucket, vCPUs starting).
+    let mut more: Vec<(bool, &str, &str, u64)> = Vec::new();
+    for r in &starting {
+        let spot = c.ix(|ix| ix.entry(&r.instance_id).is_some_and(|e| e.spot))?;
+        let bucket = vcpu_bucket(&r.instance_type);
+        match more.iter_mut().find(|m| m.0 == spot && m.1 == bucket) {
+            Some(m) => m.3 += u64::from(r.vcpus),
+            None => more.push((spot, bucket, r.instance_type.as_str(), u64::from(r.vcpus))),
+        }
+    }
+    for (spot, _, itype, n) in more {
+        check_vcpus(c, itype, spot, n)?;
+    }
     for r in starting {
         let mut p = purchase_of(c.store, &c.scope, &r.instance_id);
         super::capacity::on_start(c, r, &mut p)?;
-        save_purchase(c.store, &c.scope, &r.instance_id, &p)?;
+        save_purchase(c, &r.instance_id, &p)?;
         if p.tenancy() != "host" {
             continue;
         }
@@ -636,7 +678,7 @@ pub(crate) fn check_start(c: &Ctx<'_>, recs: &[InstanceRecord]) -> Result<(), Ap
             )?,
         };
         p.host_id = placed.into_iter().next();
-        save_purchase(c.store, &c.scope, &r.instance_id, &p)?;
+        save_purchase(c, &r.instance_id, &p)?;
     }
     Ok(())
 }

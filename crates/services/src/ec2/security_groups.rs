@@ -24,7 +24,7 @@
 //! and so does the instance tag `ferrocloud:ssh-port` when the instance carries it (opt-in:
 //! launch or tag it with that key and any value; the service keeps the value current).
 
-use super::instances::Exec;
+use super::instances::{Exec, InstanceIndex, Workload};
 use super::{
     check_dry_run_v, check_id, filters, invalid_value, matches, one, opt_i64, opt_str, page_output,
     paginate, req_str, spec_tags, str_list, tags, vpcs, with_tags, Ctx, SGS,
@@ -1023,10 +1023,6 @@ pub(crate) fn modify_security_group_rules(c: &Ctx<'_>, input: &Value) -> Result<
 // ---- enforcement ----
 
 /// Instance states whose private IP counts as a member of the instance's groups.
-fn is_member(state: &str) -> bool {
-    matches!(state, "pending" | "running")
-}
-
 fn v4_contains(cidr: &str, ip: Ipv4Addr) -> bool {
     let Some((a, p)) = cidr.split_once('/') else {
         return false;
@@ -1130,18 +1126,145 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn add_members(members: &mut HashMap<String, Vec<Ipv4Addr>>, insts: &[InstanceRecord]) {
-    for i in insts.iter().filter(|i| is_member(&i.state)) {
-        let Ok(ip) = i.private_ip.parse::<Ipv4Addr>() else {
-            continue;
-        };
-        for (g, _) in &i.groups {
-            let l = members.entry(g.clone()).or_default();
-            if !l.contains(&ip) {
-                l.push(ip);
+/// The addresses of the members of `wanted` groups (all groups with members when `None`) in
+/// `scope` and in the scopes of the other accounts the rules of `groups` name (their members
+/// live there), from the instance index.
+fn members_of(
+    store: &dyn Store,
+    index: &InstanceIndex,
+    scope: &Scope,
+    groups: &[&SecurityGroupRecord],
+    wanted: Option<&[String]>,
+) -> HashMap<String, Vec<Ipv4Addr>> {
+    let mut scopes = vec![scope.clone()];
+    for r in groups.iter().flat_map(|g| g.rules.iter()) {
+        if let Peer::Group { user_id, .. } = &r.peer {
+            let other = Scope::new(user_id, &scope.region);
+            if !scopes.contains(&other) {
+                scopes.push(other);
             }
         }
     }
+    let mut members: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
+    for sc in &scopes {
+        let res = index.with(store, sc, |ix| {
+            let names = match wanted {
+                Some(w) => w.to_vec(),
+                None => ix.groups(),
+            };
+            for g in names {
+                let ips = ix.members(&g);
+                if ips.is_empty() {
+                    continue;
+                }
+                let l = members.entry(g).or_default();
+                for ip in ips {
+                    if !l.contains(&ip) {
+                        l.push(ip);
+                    }
+                }
+            }
+        });
+        if let Err(e) = res {
+            tracing::warn!(error = %e.message, "cannot read security group members");
+        }
+    }
+    members
+}
+
+/// Computes the firewall of every running instance of a scope and records it as wanted;
+/// returns their ids. Blocking; the caller holds the service lock. Reads the scope's groups
+/// and the instance index, not the instance records.
+fn compute(store: &dyn Store, index: &InstanceIndex, account: &str, region: &str) -> Vec<String> {
+    let scope = Scope::new(account, region);
+    let groups: HashMap<String, SecurityGroupRecord> =
+        super::scan_all::<SecurityGroupRecord>(store, &scope, SGS)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    let all: Vec<&SecurityGroupRecord> = groups.values().collect();
+    let members = members_of(store, index, &scope, &all, None);
+    // (id, groups, workload) of the running instances, and every instance id of the scope.
+    let running = index.with(store, &scope, |ix| {
+        let running: Vec<(String, Vec<String>, Workload)> = ix
+            .running()
+            .filter_map(|(id, e)| e.workload.map(|w| (id.clone(), e.groups.clone(), w)))
+            .collect();
+        running
+    });
+    let running = match running {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "cannot compute firewalls");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    let mut desired = lock(&DESIRED);
+    // Instances of this scope that stopped running are wanted no more.
+    let now_running: std::collections::HashSet<&String> =
+        running.iter().map(|(id, _, _)| id).collect();
+    let stale: Vec<String> = desired
+        .keys()
+        .filter(|k| !now_running.contains(k))
+        .cloned()
+        .collect();
+    if !stale.is_empty() {
+        let _ = index.with(store, &scope, |ix| {
+            for k in stale {
+                if ix.entry(&k).is_some() {
+                    desired.remove(&k);
+                }
+            }
+        });
+    }
+    // Instances in the same groups behind the same gateway get the same firewall.
+    let mut made: HashMap<(Vec<String>, Option<Ipv4Addr>), Firewall> = HashMap::new();
+    for (id, gs, (pid, started, gateway)) in running {
+        let fw = made
+            .entry((gs, gateway))
+            .or_insert_with_key(|(gs, gateway)| {
+                let own: Vec<SecurityGroupRecord> =
+                    gs.iter().filter_map(|g| groups.get(g).cloned()).collect();
+                firewall_for(&own, &members, *gateway)
+            })
+            .clone();
+        desired.insert(id.clone(), ((pid, started), fw));
+        out.push(id);
+    }
+    out
+}
+
+/// Computes the firewall of one instance (when it runs) and records it as wanted: its own
+/// groups and the members of the groups their rules name. Blocking; the caller holds the
+/// service lock.
+fn compute_one(store: &dyn Store, index: &InstanceIndex, account: &str, region: &str, id: &str) {
+    let scope = Scope::new(account, region);
+    let entry = index
+        .with(store, &scope, |ix| ix.entry(id).cloned())
+        .ok()
+        .flatten();
+    let Some((e, (pid, started, gateway))) = entry.and_then(|e| e.workload.map(|w| (e, w))) else {
+        lock(&DESIRED).remove(id);
+        return;
+    };
+    let own: Vec<SecurityGroupRecord> = e
+        .groups
+        .iter()
+        .filter_map(|g| store.get_json(&scope, SGS, g).ok().flatten())
+        .collect();
+    let mut named: Vec<String> = Vec::new();
+    for r in own.iter().flat_map(|g| g.rules.iter()) {
+        if let Peer::Group { group_id, .. } = &r.peer {
+            if !named.contains(group_id) {
+                named.push(group_id.clone());
+            }
+        }
+    }
+    let refs: Vec<&SecurityGroupRecord> = own.iter().collect();
+    let members = members_of(store, index, &scope, &refs, Some(&named));
+    let fw = firewall_for(&own, &members, gateway);
+    lock(&DESIRED).insert(id.to_string(), ((pid, started), fw));
 }
 
 fn instances_of(store: &dyn Store, scope: &Scope) -> Vec<InstanceRecord> {
@@ -1150,77 +1273,30 @@ fn instances_of(store: &dyn Store, scope: &Scope) -> Vec<InstanceRecord> {
         .unwrap_or_default()
 }
 
-/// Computes the firewall of every running instance of a scope and records it as wanted;
-/// returns their ids. Blocking; the caller holds the service lock.
-fn compute(store: &dyn Store, account: &str, region: &str) -> Vec<String> {
-    let scope = Scope::new(account, region);
-    let insts = instances_of(store, &scope);
-    let groups: HashMap<String, SecurityGroupRecord> =
-        super::scan_all::<SecurityGroupRecord>(store, &scope, SGS)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-    let mut members = HashMap::new();
-    add_members(&mut members, &insts);
-    // Rules may name groups of other accounts; their members live there.
-    let mut others: Vec<&str> = Vec::new();
-    for r in groups.values().flat_map(|g| g.rules.iter()) {
-        if let Peer::Group { user_id, .. } = &r.peer {
-            if user_id != account && !others.contains(&user_id.as_str()) {
-                others.push(user_id);
-            }
-        }
-    }
-    for o in others {
-        add_members(&mut members, &instances_of(store, &Scope::new(o, region)));
-    }
-    let mut out = Vec::new();
-    let mut desired = lock(&DESIRED);
-    for i in &insts {
-        let handle = i.handle.as_ref().filter(|_| i.state == "running");
-        let Some(h) = handle else {
-            desired.remove(&i.instance_id);
-            continue;
-        };
-        let own: Vec<SecurityGroupRecord> = i
-            .groups
-            .iter()
-            .filter_map(|(id, _)| groups.get(id).cloned())
-            .collect();
-        let gateway = h.network.as_ref().map(|n| n.gateway);
-        let fw = firewall_for(&own, &members, gateway);
-        desired.insert(
-            i.instance_id.clone(),
-            ((h.supervisor_pid, h.started_at_ms), fw),
-        );
-        out.push(i.instance_id.clone());
-    }
-    out
-}
-
 /// Loads the wanted firewall of each of `ids` whose loaded one differs (a few namespaces at a
 /// time: they are independent).
 async fn apply(exec: &Exec, ids: &[String]) {
-    let mut applied = APPLIED.lock().await;
-    let mut todo = Vec::new();
-    for id in ids {
-        let want = lock(&DESIRED).get(id).cloned();
-        match want {
-            None => {
-                applied.remove(id);
-            }
-            Some(w) if applied.get(id) != Some(&w) => todo.push((id.clone(), w)),
-            Some(_) => {}
-        }
-    }
-    for chunk in todo.chunks(8) {
+    // The lock is taken per chunk, so a boot waiting for its own firewall waits for a few
+    // loads, not for a whole scope's.
+    for chunk in ids.chunks(8) {
+        let mut applied = APPLIED.lock().await;
         let mut set = tokio::task::JoinSet::new();
-        for (id, want) in chunk.iter().cloned() {
-            let driver = exec.driver.clone();
-            set.spawn(async move {
-                let res = driver.set_firewall(&id, &want.1).await;
-                (id, want, res)
-            });
+        for id in chunk {
+            let want = lock(&DESIRED).get(id).cloned();
+            match want {
+                None => {
+                    applied.remove(id);
+                }
+                Some(w) if applied.get(id) != Some(&w) => {
+                    let driver = exec.driver.clone();
+                    let id = id.clone();
+                    set.spawn(async move {
+                        let res = driver.set_firewall(&id, &w.1).await;
+                        (id, w, res)
+                    });
+                }
+                Some(_) => {}
+            }
         }
         while let Some(done) = set.join_next().await {
             let Ok((id, want, res)) = done else {
@@ -1237,6 +1313,7 @@ async fn apply(exec: &Exec, ids: &[String]) {
             }
         }
     }
+    let mut applied = APPLIED.lock().await;
     let desired = lock(&DESIRED);
     applied.retain(|k, _| desired.contains_key(k));
 }
@@ -1247,7 +1324,7 @@ pub(crate) fn enforce(c: &Ctx<'_>) {
     let Some(exec) = c.exec else {
         return;
     };
-    let ids = compute(c.store, c.account(), c.region());
+    let ids = compute(c.store, c.index, c.account(), c.region());
     let exec: &Exec = exec;
     // A thread of its own: the handler may run where blocking on the runtime is not allowed.
     std::thread::scope(|s| {
@@ -1299,15 +1376,30 @@ pub(crate) const SSH_SETUP: &str = r#"# ferrocloud: SSH access to the instance (
 B="${FC_BOOT:-/.ferrocloud}/ssh"
 U=""
 [ -f "$B/user" ] && read -r U < "$B/user"
-# Few processes: each costs a boot about a millisecond.
+# Shell builtins where they do (each process costs a boot about a millisecond), and only
+# tools every image has: /usr/bin/awk is often an alternatives link an image lacks.
+# free_id FILE N: ID = the first id >= N in the third field of no line of FILE.
 free_id() {
-  awk -F: -v n="$2" '{ u[$3] = 1 } END { while (n in u) n++; print n }' "$1" 2>/dev/null || echo "$2"
+  ID=$2
+  while :; do
+    used=""
+    while IFS=: read -r _ _ id _; do
+      [ "$id" = "$ID" ] && used=1 && break
+    done < "$1"
+    [ -z "$used" ] && return 0
+    ID=$((ID + 1))
+  done
 }
 if [ -n "$U" ] && [ -w /etc/passwd ] && ! grep -q "^$U:" /etc/passwd; then
-  uid=$(free_id /etc/passwd 1000)
-  gid=$(awk -F: -v u="$U" '$1 == u { print $3; exit }' /etc/group 2>/dev/null)
+  free_id /etc/passwd 1000
+  uid=$ID
+  gid=""
+  while IFS=: read -r name _ id _; do
+    [ "$name" = "$U" ] && gid=$id && break
+  done < /etc/group
   if [ -z "$gid" ]; then
-    gid=$(free_id /etc/group "$uid")
+    free_id /etc/group "$uid"
+    gid=$ID
     echo "$U:x:$gid:" >> /etc/group
   fi
   shell=/bin/bash
@@ -1327,16 +1419,22 @@ if [ -n "$U" ] && [ -w /etc/shadow ] && grep -q "^$U:!" /etc/shadow; then
   sed -i "s/^$U:![^:]*:/$U:*:/" /etc/shadow
 fi
 install_keys() {
-  set -- $(awk -F: -v u="$1" '$1 == u { print $6, $3 ":" $4; exit }' /etc/passwd)
-  home=$1 owner=$2
-  [ -n "$home" ] || return 0
+  found="" home="" owner=""
+  while IFS=: read -r name _ uid gid _ dir _; do
+    if [ "$name" = "$1" ]; then
+      found=1 home=$dir owner="$uid:$gid"
+      break
+    fi
+  done < /etc/passwd
+  [ -n "$found" ] && [ -n "$home" ] || return 0
   mkdir -p -m 700 "$home/.ssh"
   f="$home/.ssh/authorized_keys"
   (umask 177 && touch "$f")
   chmod go-rwx "$home/.ssh" "$f"
-  # Keys not there yet, appended in their order (the file is read to its end first).
-  awk -v out="$f" 'FILENAME == out { have[$0] = 1; next }
-    NF && !($0 in have) { have[$0] = 1; print >> out }' "$f" "$B/authorized_keys"
+  while IFS= read -r k; do
+    [ -n "$k" ] || continue
+    grep -qxF "$k" "$f" || printf '%s\n' "$k" >> "$f"
+  done < "$B/authorized_keys"
   chown -R "$owner" "$home/.ssh"
 }
 if [ -s "$B/authorized_keys" ]; then
@@ -1355,7 +1453,8 @@ fi
     [ -f "/etc/ssh/ssh_host_${t}_key" ] || ssh-keygen -q -t "$t" -N '' -f "/etc/ssh/ssh_host_${t}_key" >/dev/null 2>&1
   done
   if ! grep -q '^sshd:' /etc/passwd; then
-    echo "sshd:x:$(free_id /etc/passwd 100):65534::/run/sshd:/usr/sbin/nologin" >> /etc/passwd
+    free_id /etc/passwd 100
+    echo "sshd:x:$ID:65534::/run/sshd:/usr/sbin/nologin" >> /etc/passwd
   fi
   if [ ! -f /etc/ssh/sshd_config ]; then
     printf '%s\n' "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
@@ -1419,9 +1518,10 @@ impl Exec {
     pub(crate) async fn after_boot(self: &Arc<Self>, account: &str, region: &str, id: &str) {
         let me = self.clone();
         let (a, r) = (account.to_string(), region.to_string());
+        let i = id.to_string();
         let _ = tokio::task::spawn_blocking(move || {
             let _g = lock(&me.lock);
-            compute(me.store.as_ref(), &a, &r)
+            compute_one(me.store.as_ref(), &me.index, &a, &r, &i)
         })
         .await;
         apply(self, &[id.to_string()]).await;
@@ -1533,7 +1633,7 @@ impl Exec {
                 let k = key.clone();
                 let ids = tokio::task::spawn_blocking(move || {
                     let _g = lock(&m.lock);
-                    compute(m.store.as_ref(), &k.0, &k.1)
+                    compute(m.store.as_ref(), &m.index, &k.0, &k.1)
                 })
                 .await
                 .unwrap_or_default();

@@ -430,7 +430,8 @@ fn evaluate(
             Ok(())
         }
         Err(e) => {
-            let code = if e.code == "VcpuLimitExceeded" {
+            let code = if e.code == "VcpuLimitExceeded" || e.code == "MaxSpotInstanceCountExceeded"
+            {
                 "capacity-not-available"
             } else {
                 "bad-parameters"
@@ -760,7 +761,7 @@ pub(crate) fn finish_interruption(inner: &Arc<Inner>, id: &str) {
     if terminate {
         rec.terminated_at = Some(t);
     }
-    if let Err(e) = store.put_json(&scope, INSTANCES, id, &rec) {
+    if let Err(e) = instances::save(store, &inner.index, &rec) {
         tracing::warn!(error = %e, instance = id, "cannot save interrupted instance");
         return;
     }
@@ -851,6 +852,7 @@ pub(crate) fn evaluate_all(inner: &Arc<Inner>, at: f64, notice: f64) -> (Vec<Str
                         req: &req,
                         data_dir: &inner.data_dir,
                         exec: inner.exec.get(),
+                        index: &inner.index,
                     };
                     // Re-read under the lock: a cancel may have come in between.
                     let Ok(Some(mut cur)) = c.get::<SpotRequest>(SPOT_REQUESTS, &r.id) else {

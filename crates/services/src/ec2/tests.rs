@@ -626,3 +626,214 @@ fn imds_request_head_parses() {
         .iter()
         .any(|(n, v)| n == "x-aws-ec2-metadata-token-ttl-seconds" && v == "21600"));
 }
+
+// ---- the instance index: addresses, vCPU buckets, restarts ----
+
+fn shared_env() -> (Arc<dyn Store>, PathBuf) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("in-memory store"));
+    let dir = std::env::temp_dir().join(format!("fc-ec2-test-{}", uuid::Uuid::new_v4()));
+    (store, dir)
+}
+
+fn ids_of(out: &Value) -> Vec<String> {
+    out["Instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| i["InstanceId"].as_str().expect("id").to_string())
+        .collect()
+}
+
+fn ips_of(out: &Value) -> Vec<String> {
+    out["Instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| i["PrivateIpAddress"].as_str().expect("ip").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn addresses_are_reused_lowest_first_and_survive_a_restart() {
+    let (store, dir) = shared_env();
+    let e = Env {
+        ec2: Ec2::new(store.clone(), dir.clone()),
+        dir,
+    };
+    let ami = debian_ami();
+    let subnets = e.ok("DescribeSubnets", json!({})).await;
+    let subnet = subnets["Subnets"][0]["SubnetId"]
+        .as_str()
+        .expect("subnet")
+        .to_string();
+    // A /20 starting at x.y.z.0: the first addresses share its first three octets.
+    let cidr = subnets["Subnets"][0]["CidrBlock"].as_str().expect("cidr");
+    let net = cidr.rsplit_once('.').expect("dotted").0.to_string();
+    let at = |n: u32| format!("{net}.{n}");
+    let run = |n: i64| json!({"ImageId": ami, "MinCount": n, "MaxCount": n, "SubnetId": subnet});
+    let first = e.ok("RunInstances", run(3)).await;
+    let ips = ips_of(&first);
+    assert_eq!(ips, [at(4), at(5), at(6)]);
+    let ids = ids_of(&first);
+    e.ok("TerminateInstances", json!({"InstanceIds": [ids[1]]}))
+        .await;
+    // The terminated record lingers but holds no address.
+    let again = e.ok("RunInstances", run(2)).await;
+    assert_eq!(ips_of(&again), [at(5), at(7)]);
+    let taken = e
+        .err(
+            "RunInstances",
+            json!({"ImageId": ami, "MinCount": 1, "MaxCount": 1, "SubnetId": subnet,
+                   "PrivateIpAddress": at(6)}),
+        )
+        .await;
+    assert_eq!(taken.code, "InvalidIPAddress.InUse");
+    let outside = e
+        .err(
+            "RunInstances",
+            json!({"ImageId": ami, "MinCount": 1, "MaxCount": 1, "SubnetId": subnet,
+                   "PrivateIpAddress": "10.9.9.9"}),
+        )
+        .await;
+    assert_eq!(outside.code, "InvalidParameterValue");
+    let chosen = e
+        .ok(
+            "RunInstances",
+            json!({"ImageId": ami, "MinCount": 1, "MaxCount": 1, "SubnetId": subnet,
+                   "PrivateIpAddress": at(20)}),
+        )
+        .await;
+    assert_eq!(ips_of(&chosen), [at(20)]);
+    // A restarted server (a new service over the same store) rebuilds the index.
+    let e2 = Ec2::new(store.clone(), e.dir.clone());
+    let ctx = RequestContext::for_account("000000000000", "us-east-1", "ec2", "RunInstances");
+    let out = e2.call(&ctx, run(14)).await.expect("run after restart");
+    let after = ips_of(&out);
+    // .8 .. .19, then past the requested .20.
+    assert_eq!(after.first(), Some(&at(8)));
+    assert_eq!(after.last(), Some(&at(22)));
+    assert!(!after.contains(&at(20)));
+    let mut all: Vec<String> = Vec::new();
+    let ctx = RequestContext::for_account("000000000000", "us-east-1", "ec2", "DescribeInstances");
+    let d = e2.call(&ctx, json!({})).await.expect("describe");
+    for r in d["Reservations"].as_array().expect("reservations") {
+        for i in r["Instances"].as_array().expect("instances") {
+            if i["State"]["Name"] != "terminated" {
+                all.push(i["PrivateIpAddress"].as_str().expect("ip").to_string());
+            }
+        }
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "no address is handed out twice");
+}
+
+#[tokio::test]
+async fn client_tokens_find_their_reservation() {
+    let e = env();
+    let ami = debian_ami();
+    let input = json!({"ImageId": ami, "MinCount": 2, "MaxCount": 2, "ClientToken": "tok-1"});
+    let a = e.ok("RunInstances", input.clone()).await;
+    let b = e.ok("RunInstances", input).await;
+    assert_eq!(ids_of(&a), ids_of(&b));
+    assert_eq!(a["ReservationId"], b["ReservationId"]);
+}
+
+#[test]
+fn vcpu_buckets_follow_aws_families() {
+    use super::purchasing::vcpu_bucket;
+    for t in [
+        "t3.nano",
+        "m5.large",
+        "c7g.xlarge",
+        "r6i.large",
+        "i4i.large",
+        "d3.xlarge",
+        "z1d.large",
+        "a1.large",
+        "h1.2xlarge",
+        "im4gn.large",
+    ] {
+        assert_eq!(vcpu_bucket(t), "Standard", "{t}");
+    }
+    assert_eq!(vcpu_bucket("f1.2xlarge"), "F");
+    assert_eq!(vcpu_bucket("g4dn.xlarge"), "G and VT");
+    assert_eq!(vcpu_bucket("g5.xlarge"), "G and VT");
+    assert_eq!(vcpu_bucket("vt1.3xlarge"), "G and VT");
+    assert_eq!(vcpu_bucket("p3.2xlarge"), "P");
+    assert_eq!(vcpu_bucket("x1e.xlarge"), "X");
+    assert_eq!(vcpu_bucket("x2idn.16xlarge"), "X");
+    assert_eq!(vcpu_bucket("inf2.xlarge"), "Inf");
+    assert_eq!(vcpu_bucket("dl1.24xlarge"), "DL");
+    assert_eq!(vcpu_bucket("trn1.2xlarge"), "Trn");
+    assert_eq!(vcpu_bucket("u-6tb1.metal"), "High Memory");
+}
+
+#[tokio::test]
+async fn vcpu_limit_counts_per_bucket_and_market() {
+    let (store, dir) = shared_env();
+    let e = Env {
+        ec2: Ec2::new(store.clone(), dir.clone()),
+        dir,
+    };
+    e.ec2.set_vcpu_limit(8);
+    let ami = debian_ami();
+    let run =
+        |t: &str, n: i64| json!({"ImageId": ami, "MinCount": n, "MaxCount": n, "InstanceType": t});
+    let spot = |t: &str, n: i64| {
+        let mut v = run(t, n);
+        v["InstanceMarketOptions"] = json!({"MarketType": "spot"});
+        v
+    };
+    let std2 = ids_of(&e.ok("RunInstances", run("t3.xlarge", 2)).await);
+    let full = e.err("RunInstances", run("t3.nano", 1)).await;
+    assert_eq!(full.code, "VcpuLimitExceeded");
+    assert_eq!(
+        full.message,
+        "You have requested more vCPU capacity than your current vCPU limit of 8 allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit."
+    );
+    // Other buckets are separate.
+    e.ok("RunInstances", run("g4dn.2xlarge", 1)).await;
+    e.ok("RunInstances", run("p3.2xlarge", 1)).await;
+    e.ok("RunInstances", run("x1e.xlarge", 2)).await;
+    assert_eq!(
+        e.err("RunInstances", run("x1e.xlarge", 1)).await.code,
+        "VcpuLimitExceeded"
+    );
+    // So is Spot.
+    e.ok("RunInstances", spot("t3.xlarge", 2)).await;
+    let spot_full = e.err("RunInstances", spot("t3.nano", 1)).await;
+    assert_eq!(spot_full.code, "MaxSpotInstanceCountExceeded");
+    // A stopped instance frees its vCPUs; starting it again needs them back.
+    e.ok("StopInstances", json!({"InstanceIds": [std2[0]]}))
+        .await;
+    let small = ids_of(&e.ok("RunInstances", run("t3.nano", 1)).await);
+    assert_eq!(
+        e.err("StartInstances", json!({"InstanceIds": [std2[0]]}))
+            .await
+            .code,
+        "VcpuLimitExceeded"
+    );
+    e.ok("TerminateInstances", json!({"InstanceIds": small}))
+        .await;
+    // After a restart the counts hold: 4 of 8 Standard vCPUs are in use.
+    let e2 = Ec2::new(store.clone(), e.dir.clone());
+    e2.set_vcpu_limit(8);
+    let ctx = RequestContext::for_account("000000000000", "us-east-1", "ec2", "RunInstances");
+    assert_eq!(
+        e2.call(&ctx, run("t3.2xlarge", 1))
+            .await
+            .expect_err("over the limit")
+            .code,
+        "VcpuLimitExceeded"
+    );
+    e2.call(&ctx, run("t3.xlarge", 1)).await.expect("fits");
+    assert_eq!(
+        e2.call(&ctx, spot("t3.nano", 1))
+            .await
+            .expect_err("spot full")
+            .code,
+        "MaxSpotInstanceCountExceeded"
+    );
+}
