@@ -119,7 +119,10 @@ def server():
     s = Server().start()
     yield s
     s.stop()
-    shutil.rmtree(s.data_dir, ignore_errors=True)
+    if not os.environ.get("FC_KEEP"):
+        shutil.rmtree(s.data_dir, ignore_errors=True)
+    else:
+        print("KEPT", s.data_dir)
 
 
 @pytest.fixture

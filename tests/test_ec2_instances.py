@@ -518,3 +518,24 @@ def test_concurrent_launches_never_share_an_address(fresh_server):
         if ids:
             ec2.terminate_instances(InstanceIds=ids)
             wait_state(ec2, ids, "terminated", timeout=120)
+
+
+def test_stop_while_booting_then_start_boots_again(ec2, launched):
+    """A stop that overtakes the first boot, then a start: the instance runs its second boot
+    and stays running (the first boot's leftover workload must not take the second one down),
+    and it still terminates."""
+    ami = debian_ami(ec2)
+    for _ in range(3):
+        iid = ec2.run_instances(ImageId=ami, InstanceType="t3.small", MinCount=1,
+                                MaxCount=1)["Instances"][0]["InstanceId"]
+        launched.append(iid)
+        ec2.stop_instances(InstanceIds=[iid])
+        wait_state(ec2, [iid], "stopped")
+        ec2.start_instances(InstanceIds=[iid])
+        wait_state(ec2, [iid], "running")
+        # (Whether the first boot got as far as counting itself depends on the race.)
+        wait_console(ec2, iid, lambda t: f"instance {iid} ready" in t)
+        time.sleep(1)
+        assert describe(ec2, iid)["State"]["Name"] == "running"
+        ec2.terminate_instances(InstanceIds=[iid])
+        wait_state(ec2, [iid], "terminated")

@@ -149,6 +149,10 @@ pub struct Exec {
     pub(crate) tokens: Mutex<HashMap<String, (String, f64)>>,
     /// Serializes `Driver::start`.
     pub(crate) start_lock: tokio::sync::Mutex<()>,
+    /// One lock per instance, held by a boot from start to its outcome and by a halt or
+    /// termination while it stops the workload: workloads are named by instance id, so a boot
+    /// overtaken by a stop must clean up its workload before the next boot starts one.
+    pub(crate) instance_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The metadata service starts with the first instance (it creates the router network
     /// namespace): a server that never runs an instance leaves nothing behind.
     pub(crate) imds: tokio::sync::OnceCell<()>,
@@ -312,7 +316,16 @@ impl Exec {
             .spawn(async move { me.boot(&account, &region, &id).await });
     }
 
+    fn instance_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        super::security_groups::lock(&self.instance_locks)
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+
     async fn boot(self: &Arc<Self>, account: &str, region: &str, id: &str) {
+        let mine = self.instance_lock(id);
+        let _mine = mine.lock().await;
         let Some(rec) = self
             .update(account, region, id, |r| {
                 r.generation += 1;
@@ -425,8 +438,12 @@ impl Exec {
                 me.halt(&a, &r, &i, rec.handle.clone()).await;
                 super::storage::after_stop(&me.data_dir, &i);
                 me.update(&a, &r, &i, |rec| {
-                    rec.state = "stopped".into();
                     rec.handle = None;
+                    // Terminated meanwhile: that wins.
+                    if rec.state != "stopping" {
+                        return true;
+                    }
+                    rec.state = "stopped".into();
                     rec.state_reason = Some((
                         "Client.InstanceInitiatedShutdown".into(),
                         "Client.InstanceInitiatedShutdown: Instance initiated shutdown".into(),
@@ -442,6 +459,8 @@ impl Exec {
 
     /// Stop the workload, keep its writable layer in the root volume, destroy it.
     async fn halt(&self, _account: &str, _region: &str, id: &str, handle: Option<Handle>) {
+        let mine = self.instance_lock(id);
+        let _mine = mine.lock().await;
         let _ = self.driver.stop(id, Duration::from_secs(3), 15).await;
         if let Some(h) = handle {
             let upper = h.dir.join("upper");
@@ -511,8 +530,12 @@ impl Exec {
     pub(crate) fn spawn_terminate(self: &Arc<Self>, account: String, region: String, id: String) {
         let me = self.clone();
         self.rt.spawn(async move {
+            let mine = me.instance_lock(&id);
+            let guard = mine.lock().await;
             let _ = me.driver.stop(&id, Duration::from_secs(3), 15).await;
             let _ = me.driver.destroy(&id).await;
+            drop(guard);
+            super::security_groups::lock(&me.instance_locks).remove(&id);
             let (m2, a2, r2, i2) = (me.clone(), account.clone(), region.clone(), id.clone());
             let _ = tokio::task::spawn_blocking(move || {
                 super::storage::after_terminate(&m2, &a2, &r2, &i2)

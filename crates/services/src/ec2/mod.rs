@@ -117,6 +117,7 @@ impl Ec2 {
             rt: tokio::runtime::Handle::current(),
             tokens: Mutex::new(Default::default()),
             start_lock: tokio::sync::Mutex::new(()),
+            instance_locks: Mutex::new(Default::default()),
             imds: tokio::sync::OnceCell::new(),
             index: self.inner.index.clone(),
         });

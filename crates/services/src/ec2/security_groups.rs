@@ -1122,7 +1122,7 @@ static APPLIED: LazyLock<tokio::sync::Mutex<HashMap<String, Wanted>>> =
 static PENDING: LazyLock<Mutex<HashMap<(String, String), bool>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
