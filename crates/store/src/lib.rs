@@ -70,6 +70,9 @@ pub enum Write {
     },
 }
 
+/// Called once with the outcome of [`Store::batch_then`].
+pub type BatchDone = Box<dyn FnOnce(Result<()>) + Send>;
+
 /// A page of records in key order.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -89,6 +92,13 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, scope: &Scope, table: &str, key: &str) -> Result<bool>;
     /// Apply several writes atomically: all or none.
     fn batch(&self, writes: Vec<Write>) -> Result<()>;
+    /// [`Store::batch`] without waiting: returns at once, and `done` is called (possibly on a
+    /// thread of the store's, possibly before this returns) once the writes are durable or
+    /// have failed. For async callers, which then await a channel instead of blocking a
+    /// thread through the commit. The default commits on the calling thread.
+    fn batch_then(&self, writes: Vec<Write>, done: BatchDone) {
+        done(self.batch(writes))
+    }
     /// Records whose key starts with `prefix` and sorts strictly after `after` (if given),
     /// in key order, at most `limit`.
     fn scan(

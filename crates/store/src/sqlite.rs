@@ -26,7 +26,11 @@
 //! and commits them all in one transaction, hence one WAL fsync. Callers that queued while a
 //! leader was committing wait on a condition variable; the leader stores each job's result and
 //! wakes them all, and one of those still without a result leads the next group. Every caller
-//! therefore returns only after the commit that made its writes durable. On disk, reads use a pool of
+//! therefore returns only after the commit that made its writes durable. `batch_then` queues
+//! an asynchronous job instead of waiting: on disk a committer thread of the store's leads
+//! whenever such jobs wait and no caller leads, and calls each back after the commit (so an
+//! async caller awaits a channel rather than blocking a thread through the fsync; dropping
+//! the store commits what is still queued). On disk, reads use a pool of
 //! [`READERS`] read-only connections, each behind its own mutex, picked round-robin with
 //! `try_lock` so reads neither wait behind writes (WAL readers see the last commit) nor behind
 //! each other while a connection is free. In memory (`--ephemeral`) there is one connection for
@@ -60,7 +64,7 @@ use base64::Engine as _;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
-use crate::{Page, Result, Scope, Store, StoreError, Write};
+use crate::{BatchDone, Page, Result, Scope, Store, StoreError, Write};
 
 /// Name of the database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -147,18 +151,29 @@ const SQL_EXPORT: &str = "SELECT account, region, tbl, key, value FROM records
 /// from any thread (it blocks on disk I/O, so async callers should use `spawn_blocking` for
 /// heavy calls such as `export`).
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
-    /// Jobs waiting for the next group commit, and results of committed jobs.
-    queue: Mutex<CommitQueue>,
-    /// Signalled when a leader finished committing a group.
-    committed: std::sync::Condvar,
-    /// Empty for an in-memory store: reads then use `writer`.
+    /// The writer connection and the group-commit queue, shared with the committer thread.
+    writes: std::sync::Arc<Writes>,
+    /// Commits groups that contain asynchronous jobs ([`Store::batch_then`]); `None` in
+    /// memory, where those commit on the caller's thread.
+    committer: Option<std::thread::JoinHandle<()>>,
+    /// Empty for an in-memory store: reads then use the writer.
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// See [`Store::generation`].
     generation: std::sync::atomic::AtomicU64,
     /// The database file; `None` in memory.
     path: Option<PathBuf>,
+}
+
+/// What the callers and the committer thread share.
+struct Writes {
+    conn: Mutex<Connection>,
+    /// Jobs waiting for the next group commit, and results of committed jobs.
+    queue: Mutex<CommitQueue>,
+    /// Signalled when a leader finished committing a group.
+    committed: std::sync::Condvar,
+    /// Signalled when asynchronous jobs wait and no leader is committing.
+    work: std::sync::Condvar,
     /// The background checkpointer of an on-disk store.
     checkpointer: Option<Checkpointer>,
 }
@@ -328,15 +343,19 @@ impl SqliteStore {
                 .map_err(|e| db_error(&format!("configure reader on {shown}"), e))?;
             readers.push(Mutex::new(reader));
         }
+        let writes = std::sync::Arc::new(Writes::new(writer, checkpointer));
+        let w = writes.clone();
+        let committer = std::thread::Builder::new()
+            .name("fc-store-commit".into())
+            .spawn(move || w.commit_loop())
+            .map_err(|e| StoreError::Backend(format!("start the committer thread: {e}")))?;
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
-            queue: Mutex::new(CommitQueue::default()),
-            committed: std::sync::Condvar::new(),
+            writes,
+            committer: Some(committer),
             readers,
             next_reader: AtomicUsize::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             path: Some(path),
-            checkpointer,
         })
     }
 
@@ -347,14 +366,12 @@ impl SqliteStore {
         configure(&conn).map_err(|e| db_error("configure in-memory database", e))?;
         migrate(&mut conn, "in-memory database")?;
         Ok(SqliteStore {
-            writer: Mutex::new(conn),
-            queue: Mutex::new(CommitQueue::default()),
-            committed: std::sync::Condvar::new(),
+            writes: std::sync::Arc::new(Writes::new(conn, None)),
+            committer: None,
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
             generation: std::sync::atomic::AtomicU64::new(0),
             path: None,
-            checkpointer: None,
         })
     }
 
@@ -364,7 +381,7 @@ impl SqliteStore {
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
-        lock(&self.writer)
+        lock(&self.writes.conn)
     }
 
     /// The connection for a point read: the writer's when no commit holds it, else a reader.
@@ -374,7 +391,7 @@ impl SqliteStore {
     /// Between commits the writer has no open transaction, so it reads the last commit.
     fn point_reader(&self) -> MutexGuard<'_, Connection> {
         if !self.readers.is_empty() {
-            match self.writer.try_lock() {
+            match self.writes.conn.try_lock() {
                 Ok(guard) => return guard,
                 Err(TryLockError::Poisoned(p)) => return p.into_inner(),
                 Err(TryLockError::WouldBlock) => {}
@@ -408,21 +425,56 @@ struct CommitQueue {
     /// Whether a leader is committing a group.
     leading: bool,
     /// Jobs not yet taken by a leader, in arrival order.
-    pending: Vec<(u64, Vec<Write>)>,
+    pending: Vec<Job>,
     /// Results of jobs a leader committed for a caller that has not picked them up yet: the
     /// number of rows changed, or the error message.
     done: std::collections::HashMap<u64, std::result::Result<usize, String>>,
+    /// The store is being dropped: the committer ends once no asynchronous job is left.
+    closing: bool,
 }
 
-impl SqliteStore {
+/// One caller's writes: a blocked caller picks its result up from [`CommitQueue::done`]; an
+/// asynchronous one is called back.
+struct Job {
+    ticket: u64,
+    writes: Vec<Write>,
+    done: Option<BatchDone>,
+}
+
+impl CommitQueue {
+    fn push(&mut self, writes: Vec<Write>, done: Option<BatchDone>) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.pending.push(Job {
+            ticket,
+            writes,
+            done,
+        });
+        ticket
+    }
+
+    fn has_async(&self) -> bool {
+        self.pending.iter().any(|j| j.done.is_some())
+    }
+}
+
+impl Writes {
+    fn new(conn: Connection, checkpointer: Option<Checkpointer>) -> Writes {
+        Writes {
+            conn: Mutex::new(conn),
+            queue: Mutex::new(CommitQueue::default()),
+            committed: std::sync::Condvar::new(),
+            work: std::sync::Condvar::new(),
+            checkpointer,
+        }
+    }
+
     /// Apply `writes` atomically and durably, joined with concurrent callers' writes into one
     /// transaction; the number of rows changed.
     fn submit(&self, writes: Vec<Write>, op: &str) -> Result<usize> {
         let err = |e: String| StoreError::Backend(format!("sqlite {op}: {e}"));
         let mut q = lock(&self.queue);
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.pending.push((ticket, writes));
+        let ticket = q.push(writes, None);
         loop {
             if let Some(r) = q.done.remove(&ticket) {
                 return r.map_err(err);
@@ -436,55 +488,118 @@ impl SqliteStore {
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            q.leading = true;
-            let group = std::mem::take(&mut q.pending);
-            drop(q);
-            let lead = Leading(self);
-            let results = commit_group(&mut self.writer(), &group);
-            if let Some(c) = &self.checkpointer {
-                c.committed();
-            }
-            let mut mine = None;
-            let mut q = lock(&self.queue);
-            for ((t, _), r) in group.iter().zip(results) {
-                if *t == ticket {
-                    mine = Some(r);
-                } else {
-                    q.done.insert(*t, r);
-                }
-            }
-            drop(q);
-            drop(lead);
-            return mine
+            return self
+                .lead(q, Some(ticket))
                 .unwrap_or_else(|| Err("job lost by the group commit".to_string()))
                 .map_err(err);
+        }
+    }
+
+    /// Queue `writes` for the next group commit; `done` is called once it is durable.
+    fn submit_then(&self, writes: Vec<Write>, done: BatchDone) {
+        let mut q = lock(&self.queue);
+        q.push(writes, Some(done));
+        let idle = !q.leading;
+        drop(q);
+        if idle {
+            // Else the leader's end wakes the committer.
+            self.work.notify_one();
+        }
+    }
+
+    /// Commit every pending job as one group (`q` shows no leader); returns the result of
+    /// job `ticket`, hands the other blocked callers theirs and calls the asynchronous ones
+    /// back.
+    fn lead(
+        &self,
+        mut q: MutexGuard<'_, CommitQueue>,
+        ticket: Option<u64>,
+    ) -> Option<std::result::Result<usize, String>> {
+        q.leading = true;
+        let group = std::mem::take(&mut q.pending);
+        drop(q);
+        let lead = Leading(self);
+        let results = commit_group(&mut lock(&self.conn), &group);
+        if let Some(c) = &self.checkpointer {
+            c.committed();
+        }
+        let mut mine = None;
+        let mut calls = Vec::new();
+        let mut q = lock(&self.queue);
+        for (job, r) in group.into_iter().zip(results) {
+            if Some(job.ticket) == ticket {
+                mine = Some(r);
+            } else if let Some(done) = job.done {
+                calls.push((done, r));
+            } else {
+                q.done.insert(job.ticket, r);
+            }
+        }
+        drop(q);
+        drop(lead);
+        for (done, r) in calls {
+            done(
+                r.map(drop)
+                    .map_err(|e| StoreError::Backend(format!("sqlite batch: {e}"))),
+            );
+        }
+        mine
+    }
+
+    /// The committer thread: leads whenever asynchronous jobs wait and nobody else leads.
+    fn commit_loop(&self) {
+        loop {
+            let mut q = lock(&self.queue);
+            loop {
+                if !q.leading && q.has_async() {
+                    break;
+                }
+                if q.closing && !q.has_async() {
+                    return;
+                }
+                q = self.work.wait(q).unwrap_or_else(PoisonError::into_inner);
+            }
+            self.lead(q, None);
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        lock(&self.writes.queue).closing = true;
+        self.writes.work.notify_all();
+        if let Some(t) = self.committer.take() {
+            let _ = t.join();
         }
     }
 }
 
 /// The leader's turn: when it ends (even by a panic), the next leader may start and every
 /// waiting caller looks for its result.
-struct Leading<'a>(&'a SqliteStore);
+struct Leading<'a>(&'a Writes);
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        lock(&self.0.queue).leading = false;
+        let mut q = lock(&self.0.queue);
+        q.leading = false;
+        let wake_committer = q.has_async();
+        drop(q);
         self.0.committed.notify_all();
+        if wake_committer {
+            self.0.work.notify_one();
+        }
     }
 }
 
 /// Commit several jobs in one transaction: each job all-or-nothing in its own savepoint; one
 /// result per job, in order.
-fn commit_group(
-    conn: &mut Connection,
-    group: &[(u64, Vec<Write>)],
-) -> Vec<std::result::Result<usize, String>> {
+fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<std::result::Result<usize, String>> {
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => return group.iter().map(|_| Err(e.to_string())).collect(),
     };
     let mut results = Vec::with_capacity(group.len());
-    if let [(_, writes)] = group {
+    if let [Job { writes, .. }] = group {
         // Alone: the transaction itself is the job's atomic unit.
         let mut changed = 0;
         for w in writes {
@@ -495,7 +610,7 @@ fn commit_group(
         }
         results.push(Ok(changed));
     } else {
-        for (_, writes) in group {
+        for Job { writes, .. } in group {
             let r = (|| -> rusqlite::Result<usize> {
                 let sp = tx.savepoint()?;
                 let mut changed = 0;
@@ -899,7 +1014,7 @@ impl Store for SqliteStore {
             key: key.to_string(),
             value: value.to_vec(),
         };
-        self.submit(vec![write], "put").map(drop)
+        self.writes.submit(vec![write], "put").map(drop)
     }
 
     fn delete(&self, scope: &Scope, table: &str, key: &str) -> Result<bool> {
@@ -908,14 +1023,21 @@ impl Store for SqliteStore {
             table: table.to_string(),
             key: key.to_string(),
         };
-        Ok(self.submit(vec![write], "delete")? > 0)
+        Ok(self.writes.submit(vec![write], "delete")? > 0)
     }
 
     fn batch(&self, writes: Vec<Write>) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
-        self.submit(writes, "batch").map(drop)
+        self.writes.submit(writes, "batch").map(drop)
+    }
+
+    fn batch_then(&self, writes: Vec<Write>, done: BatchDone) {
+        if writes.is_empty() || self.committer.is_none() {
+            return done(self.batch(writes));
+        }
+        self.writes.submit_then(writes, done);
     }
 
     fn scan(

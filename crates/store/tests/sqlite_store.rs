@@ -817,6 +817,129 @@ fn failing_job_in_a_group_fails_alone() {
         .all(|(k, v)| !k.starts_with("t0-") && k.as_bytes() == v));
 }
 
+/// Asynchronous batches (`batch_then`) join the same groups as blocking ones: each is called
+/// back once, after its writes are durable (visible to a reader and to a reopened store), a
+/// failing one fails alone, and dropping the store commits what is still queued.
+#[test]
+fn asynchronous_batches_join_the_group_commit() {
+    use std::sync::mpsc;
+    let dir = TempDir::new("group-async");
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.key LIKE 'poison%'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+        )
+        .unwrap();
+    }
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 50;
+    let (tx, rx) = mpsc::channel::<(String, bool)>();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let s = scope();
+                for i in 0..ROUNDS {
+                    let key = format!("a{t}-{i:03}");
+                    let poisoned = i % 7 == 3;
+                    let mut writes = vec![Write::Put {
+                        scope: s.clone(),
+                        table: "g".into(),
+                        key: key.clone(),
+                        value: key.clone().into_bytes(),
+                    }];
+                    if poisoned {
+                        writes.push(Write::Put {
+                            scope: s.clone(),
+                            table: "g".into(),
+                            key: format!("poison{t}-{i}"),
+                            value: b"x".to_vec(),
+                        });
+                    }
+                    if t % 2 == 0 {
+                        // Blocking callers in the same groups.
+                        let r = store.batch(writes);
+                        tx.send((key, r.is_ok())).unwrap();
+                    } else {
+                        let tx = tx.clone();
+                        let check = Arc::clone(&store);
+                        store.batch_then(
+                            writes,
+                            Box::new(move |r| {
+                                if r.is_ok() {
+                                    // Durable and visible before the call-back.
+                                    let got = check.get(&scope(), "g", &key).unwrap();
+                                    assert_eq!(got.as_deref(), Some(key.as_bytes()));
+                                }
+                                // Before the last sender goes (the store is unwrapped then).
+                                drop(check);
+                                tx.send((key, r.is_ok())).unwrap();
+                            }),
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut outcomes: Vec<(String, bool)> = rx.iter().collect();
+    outcomes.sort();
+    assert_eq!(outcomes.len(), THREADS * ROUNDS, "every job answered once");
+    for (key, ok) in &outcomes {
+        let i: usize = key.rsplit('-').next().unwrap().parse().unwrap();
+        assert_eq!(*ok, i % 7 != 3, "{key}");
+    }
+    let page = store.scan(&scope(), "g", "", None, 10_000).unwrap();
+    let want: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(keys(&page), want);
+
+    // Queued asynchronous jobs are committed before the store goes away.
+    let store = Arc::try_unwrap(store).ok().unwrap();
+    let (tx, rx) = mpsc::channel();
+    for i in 0..20 {
+        let tx = tx.clone();
+        store.batch_then(
+            vec![Write::Put {
+                scope: scope(),
+                table: "late".into(),
+                key: format!("k{i:02}"),
+                value: b"v".to_vec(),
+            }],
+            Box::new(move |r| tx.send(r.is_ok()).unwrap()),
+        );
+    }
+    drop(store);
+    drop(tx);
+    assert_eq!(rx.iter().filter(|ok| *ok).count(), 20);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let page = store.scan(&scope(), "late", "", None, 100).unwrap();
+    assert_eq!(page.items.len(), 20);
+
+    // In memory there is no committer thread: the call-back runs before `batch_then` returns.
+    let mem = SqliteStore::in_memory().unwrap();
+    let (tx, rx) = mpsc::channel();
+    mem.batch_then(
+        vec![Write::Put {
+            scope: scope(),
+            table: "m".into(),
+            key: "k".into(),
+            value: b"v".to_vec(),
+        }],
+        Box::new(move |r| tx.send(r.is_ok()).unwrap()),
+    );
+    assert_eq!(rx.try_recv(), Ok(true));
+}
+
 #[test]
 fn concurrent_writers_and_readers() {
     let dir = TempDir::new("concurrent");

@@ -17,6 +17,7 @@ mod buckets;
 pub mod content;
 mod cors;
 mod lifecycle;
+mod locks;
 pub mod model;
 mod multipart;
 mod notify;
@@ -32,26 +33,24 @@ use async_trait::async_trait;
 use content::ContentStore;
 use fc_protocol::ApiError;
 use fc_store::{Scope, Store, StoreExt, Write};
+use locks::{Guard, Locks};
 use model::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
 
 /// The S3 service.
 pub struct S3 {
     store: Arc<dyn Store>,
     content: ContentStore,
     bus: Arc<Bus>,
-    /// Serializes metadata mutations: held exclusively by every mutation except object
-    /// puts, which hold it shared plus the stripe of their key (see [`S3::key_guard`]), so
-    /// puts of different keys run (and commit, grouped by the store) concurrently.
-    lock: RwLock<()>,
-    /// Per-key stripes under the shared `lock`.
-    stripes: Vec<Mutex<()>>,
-    /// Serializes content reference count changes (read, then write) until they are durable.
-    refs_lock: Mutex<()>,
+    /// Serialize metadata changes: every mutation holds all of it exclusively except object
+    /// puts, which hold only their key (see [`S3::key_guard`]), so puts of different keys run
+    /// (and commit, grouped by the store) concurrently. Content reference count changes (read,
+    /// then write) hold the reference lock too, until they are durable.
+    locks: Locks,
     /// Enforce bucket policies (strict auth mode).
     enforce: AtomicBool,
     last_seq: AtomicU64,
@@ -120,15 +119,6 @@ pub(crate) fn owner_value(account: &str) -> Value {
     json!({"DisplayName": "webfile", "ID": canonical_id(account)})
 }
 
-/// Number of per-key lock stripes.
-const STRIPES: usize = 64;
-
-/// See [`S3::key_guard`]; the stripe is released before the shared lock.
-pub(crate) struct KeyGuard<'a> {
-    _key: MutexGuard<'a, ()>,
-    _shared: RwLockReadGuard<'a, ()>,
-}
-
 /// Run blocking store work (which waits for a durable commit) without stalling the runtime's
 /// worker: other requests keep being served meanwhile, so their commits can group.
 pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
@@ -138,6 +128,15 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
+}
+
+/// Whether `writes` change a bucket record or name (cached buckets are then stale).
+fn touches_buckets(writes: &[Write]) -> bool {
+    writes.iter().any(|w| match w {
+        Write::Put { table, .. } | Write::Delete { table, .. } => {
+            table == T_BUCKETS || table == T_NAMES
+        }
+    })
 }
 
 /// Pending store writes plus content reference changes, applied atomically.
@@ -176,6 +175,10 @@ impl Tx {
     pub fn unref(&mut self, hash: &str) {
         *self.refs.entry(hash.to_string()).or_default() -= 1;
     }
+    /// Whether applying changes any content reference count.
+    fn changes_refs(&self) -> bool {
+        self.refs.values().any(|d| *d != 0)
+    }
     /// Drop the content reference of a version record.
     pub fn unref_rec(&mut self, rec: &ObjectRec) {
         if let Some(h) = &rec.content {
@@ -193,9 +196,7 @@ impl S3 {
             store,
             content,
             bus,
-            lock: RwLock::new(()),
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            refs_lock: Mutex::new(()),
+            locks: Locks::default(),
             enforce: AtomicBool::new(false),
             last_seq: AtomicU64::new(0),
             buckets: Mutex::new(BucketCache::default()),
@@ -226,22 +227,17 @@ impl S3 {
     }
 
     /// Exclusive use of all S3 metadata.
-    pub(crate) fn guard(&self) -> RwLockWriteGuard<'_, ()> {
-        self.lock.write().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn guard(&self) -> Guard<'_> {
+        self.locks.exclusive()
     }
 
-    /// Exclusive use of one key's versions (shared with writers of other keys).
-    pub(crate) fn key_guard(&self, bucket: &str, key: &str) -> KeyGuard<'_> {
+    /// Exclusive use of one key's versions (other keys stay free); awaited, so a put waiting
+    /// for its commit holds no thread.
+    pub(crate) async fn key_guard(&self, bucket: &str, key: &str) -> Guard<'_> {
         use std::hash::{Hash, Hasher};
-        let shared = self.lock.read().unwrap_or_else(|e| e.into_inner());
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (bucket, key).hash(&mut h);
-        let stripe = &self.stripes[(h.finish() % STRIPES as u64) as usize];
-        let key = stripe.lock().unwrap_or_else(|e| e.into_inner());
-        KeyGuard {
-            _key: key,
-            _shared: shared,
-        }
+        self.locks.key(h.finish()).await
     }
 
     /// A strictly increasing sequence number (nanoseconds since the epoch).
@@ -262,14 +258,60 @@ impl S3 {
 
     /// Apply a transaction; call with the lock (or the key's guard) held.
     pub(crate) fn apply(&self, tx: Tx) -> Result<(), ApiError> {
+        // Reference counts are read, then written: one change at a time, until durable.
+        let _refs = tx.changes_refs().then(|| self.locks.refs_blocking());
+        let (writes, gone) = self.with_refs(tx)?;
+        if !writes.is_empty() {
+            let buckets_changed = touches_buckets(&writes);
+            let written = self.store.batch(writes).map_err(store_err);
+            if buckets_changed {
+                self.buckets_changed();
+            }
+            written?;
+        }
+        for h in gone {
+            self.content.remove(&h);
+        }
+        Ok(())
+    }
+
+    /// [`S3::apply`] for async callers: waits for the durable commit without holding a thread.
+    pub(crate) async fn apply_async(&self, tx: Tx) -> Result<(), ApiError> {
+        let _refs = match tx.changes_refs() {
+            true => Some(self.locks.refs().await),
+            false => None,
+        };
+        let (writes, gone) = self.with_refs(tx)?;
+        if !writes.is_empty() {
+            let buckets_changed = touches_buckets(&writes);
+            let (send, done) = tokio::sync::oneshot::channel();
+            self.store.batch_then(
+                writes,
+                Box::new(move |r| {
+                    let _ = send.send(r);
+                }),
+            );
+            let written = done.await.unwrap_or_else(|_| {
+                Err(fc_store::StoreError::Backend(
+                    "the store dropped a commit".into(),
+                ))
+            });
+            if buckets_changed {
+                self.buckets_changed();
+            }
+            written.map_err(store_err)?;
+        }
+        for h in gone {
+            self.content.remove(&h);
+        }
+        Ok(())
+    }
+
+    /// The transaction's writes plus its reference count changes (read now: call with the
+    /// reference lock held when it has any), and the content no record references after it.
+    fn with_refs(&self, tx: Tx) -> Result<(Vec<Write>, Vec<String>), ApiError> {
         let sys = Scope::global("system");
         let mut writes = tx.writes;
-        // Reference counts are read, then written: one change at a time, until durable.
-        let _refs = tx
-            .refs
-            .values()
-            .any(|d| *d != 0)
-            .then(|| self.refs_lock.lock().unwrap_or_else(|e| e.into_inner()));
         let mut gone = Vec::new();
         for (hash, delta) in tx.refs {
             if delta == 0 {
@@ -297,22 +339,7 @@ impl S3 {
                 });
             }
         }
-        let buckets_changed = writes.iter().any(|w| match w {
-            Write::Put { table, .. } | Write::Delete { table, .. } => {
-                table == T_BUCKETS || table == T_NAMES
-            }
-        });
-        if !writes.is_empty() {
-            let written = self.store.batch(writes).map_err(store_err);
-            if buckets_changed {
-                self.buckets_changed();
-            }
-            written?;
-        }
-        for h in gone {
-            self.content.remove(&h);
-        }
-        Ok(())
+        Ok((writes, gone))
     }
 
     /// Forget cached buckets (after writing a bucket record or name).

@@ -427,25 +427,26 @@ impl S3 {
         template.etag = staged.digests.etag();
         template.checksum = checksum;
         template.last_modified = now_secs();
-        let installed = super::blocking(|| -> Result<Installed, ApiError> {
-            let _g = self.key_guard(&bucket.name, &key);
-            let pre = self.write_conditions(&scope, &bucket.name, &key, input);
-            if let Err(e) = pre {
-                self.content.discard(&staged);
-                return Err(e);
+        // The key stays held until the new version is durable; the commit is awaited, so
+        // the worker thread serves other requests (whose commits join the same group) meanwhile.
+        let held = self.key_guard(&bucket.name, &key).await;
+        let pre = self.write_conditions(&scope, &bucket.name, &key, input);
+        if let Err(e) = pre {
+            self.content.discard(&staged);
+            return Err(e);
+        }
+        match &staged.data {
+            Some(d) if !d.is_empty() => {
+                template.inline = Some(base64::engine::general_purpose::STANDARD.encode(d));
             }
-            match &staged.data {
-                Some(d) if !d.is_empty() => {
-                    template.inline = Some(base64::engine::general_purpose::STANDARD.encode(d));
-                }
-                Some(_) => {}
-                None => template.content = Some(self.content.commit(&staged)?),
-            }
-            let mut tx = Tx::default();
-            let installed = self.install_version(&scope, &bucket, template, &mut tx)?;
-            self.apply(tx)?;
-            Ok(installed)
-        })?;
+            Some(_) => {}
+            // Renames the staged file into place and syncs its directory.
+            None => template.content = Some(super::blocking(|| self.content.commit(&staged))?),
+        }
+        let mut tx = Tx::default();
+        let installed = self.install_version(&scope, &bucket, template, &mut tx)?;
+        self.apply_async(tx).await?;
+        drop(held);
         self.notify(ctx, &bucket, "ObjectCreated:Put", &installed.rec);
         let mut out = json!({"ETag": installed.rec.etag, "Size": installed.rec.size});
         if installed.versioned {

@@ -1,7 +1,7 @@
 //! Unit tests of the non-HTTP parts: chunk decoding, ETags, ranges, lifecycle rules, listings,
 //! versioning and content bookkeeping against an in-memory store.
 
-use super::content::{looks_chunked, multipart_etag, Algo, ChunkDecoder, Hashes};
+use super::content::{looks_chunked, multipart_etag, Algo, ChunkDecoder, Hashes, INLINE_MAX};
 use super::lifecycle::{current_due, noncurrent_due, validate_rule, RuleFilter};
 use super::model::ObjectRec;
 use super::notify::{event_matches, filter_matches};
@@ -946,4 +946,89 @@ async fn bucket_cache_follows_writes_and_resets() {
         .await
         .unwrap_err();
     assert_eq!(e.status, 404);
+}
+
+/// Puts of one key from many tasks over an on-disk store (asynchronous commits), mixed with
+/// deletes (which hold all metadata exclusively): every acknowledged put is a version, the
+/// latest is the last one acknowledged, and content files match the versions that use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_of_one_key_and_deletes() {
+    let dir = std::env::temp_dir().join(format!("fc-s3-race-{}", uuid::Uuid::new_v4().simple()));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("state")).unwrap());
+    let s3 = Arc::new(S3::new(store, dir.clone(), Bus::new()).unwrap());
+    call(&s3, "CreateBucket", json!({"Bucket": "race"}))
+        .await
+        .unwrap();
+    call(
+        &s3,
+        "PutBucketVersioning",
+        json!({"Bucket": "race", "VersioningConfiguration": {"Status": "Enabled"}}),
+    )
+    .await
+    .unwrap();
+    const TASKS: usize = 8;
+    const PUTS: usize = 12;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let s3 = s3.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut versions = Vec::new();
+            for i in 0..PUTS {
+                // Every third object is large enough for a content file.
+                let size = if (t + i) % 3 == 0 {
+                    INLINE_MAX + 1
+                } else {
+                    100
+                };
+                let data = vec![(t * PUTS + i) as u8; size];
+                let out = put(&s3, "race", "k", &data).await;
+                versions.push(out["VersionId"].as_str().unwrap().to_string());
+                if i % 4 == 3 {
+                    let d = call(
+                        &s3,
+                        "DeleteObject",
+                        json!({"Bucket": "race", "Key": "other"}),
+                    )
+                    .await
+                    .unwrap();
+                    assert_eq!(d["DeleteMarker"], true);
+                }
+            }
+            versions
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let mut listed = Vec::new();
+    let mut latest = 0;
+    let mut marker: Option<(Value, Value)> = None;
+    loop {
+        let mut input = json!({"Bucket": "race", "Prefix": "k"});
+        if let Some((k, v)) = &marker {
+            input["KeyMarker"] = k.clone();
+            input["VersionIdMarker"] = v.clone();
+        }
+        let l = call(&s3, "ListObjectVersions", input).await.unwrap();
+        for v in l["Versions"].as_array().cloned().unwrap_or_default() {
+            listed.push(v["VersionId"].as_str().unwrap().to_string());
+            latest += usize::from(v["IsLatest"] == true);
+        }
+        if l["IsTruncated"] != true {
+            break;
+        }
+        marker = Some((l["NextKeyMarker"].clone(), l["NextVersionIdMarker"].clone()));
+    }
+    all.sort();
+    listed.sort();
+    assert_eq!(listed, all, "every acknowledged put is one version");
+    assert_eq!(latest, 1);
+    let large = (0..TASKS)
+        .flat_map(|t| (0..PUTS).map(move |i| (t + i) % 3 == 0))
+        .filter(|l| *l)
+        .count();
+    assert_eq!(s3.content.all_hashes().len(), large);
+    drop(s3);
+    let _ = std::fs::remove_dir_all(&dir);
 }
