@@ -85,8 +85,13 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let cfg = Config::resolve(&args)?;
+            // Before any thread starts: SQLite's page buffers stay in the C heap under load.
+            let heap_kept = fc_runtime::keep_c_heap();
             // Keeps the log writer thread alive until the server has stopped.
             let _log_guard = init_tracing(&cfg.log_format);
+            if !heap_kept {
+                tracing::debug!("the C allocator did not take the heap settings");
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -112,11 +117,16 @@ fn main() -> Result<()> {
 }
 
 /// Logs go to stderr through a background writer thread, so request handling never waits on
-/// the terminal or a pipe.
+/// the terminal or a pipe. The thread writes through a buffer that it flushes whenever it has
+/// taken every queued line: one `write` per burst of lines rather than per line (no line waits
+/// for later ones).
 fn init_tracing(format: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERROCLOUD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        64 << 10,
+        std::io::stderr(),
+    ));
     // Colours only for a terminal: a log file gets plain text (and each line costs less).
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()

@@ -868,8 +868,9 @@ fn note_activity() {
     LAST_ACTIVITY.store(mono_ms(), std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Once no request has arrived for `quiet`, release the resident pages of the executable's code
-/// (see `fc_runtime::release_code_pages`); again after each later burst of requests.
+/// Once no request has arrived for `quiet`, release the free C heap and the resident pages of
+/// the executable's code (see `fc_runtime::release_c_heap` and `release_code_pages`); again
+/// after each later burst of requests.
 pub fn spawn_idle_trim(quiet: Duration) {
     use std::sync::atomic::Ordering;
     note_activity();
@@ -885,7 +886,12 @@ pub fn spawn_idle_trim(quiet: Duration) {
                 continue;
             }
             trimmed_after = Some(last);
-            match tokio::task::spawn_blocking(fc_runtime::release_code_pages).await {
+            match tokio::task::spawn_blocking(|| {
+                fc_runtime::release_c_heap();
+                fc_runtime::release_code_pages()
+            })
+            .await
+            {
                 Ok(Ok(bytes)) => tracing::debug!(bytes, "idle: released resident code pages"),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "idle: cannot release code pages; not trying again");

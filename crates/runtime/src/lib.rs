@@ -36,7 +36,7 @@ pub use firewall::{
 };
 pub use init::{maybe_run_init, EXEC_MARKER, INIT_MARKER};
 pub use resolve::{resolve_process, resolve_user, ImageDefaults, ProcessOverrides, ResolvedUser};
-pub use trim::release_code_pages;
+pub use trim::{keep_c_heap, release_c_heap, release_code_pages};
 
 /// Version written into every new [`Handle`]; [`Driver::recover`] accepts this one only.
 pub const HANDLE_VERSION: u32 = 1;

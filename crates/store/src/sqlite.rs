@@ -538,10 +538,15 @@ impl Writes {
         drop(q);
         drop(lead);
         for (done, r) in calls {
-            done(
-                r.map(drop)
-                    .map_err(|e| StoreError::Backend(format!("sqlite batch: {e}"))),
-            );
+            let r = r
+                .map(drop)
+                .map_err(|e| StoreError::Backend(format!("sqlite batch: {e}")));
+            // A panicking call-back must not cost the other callers theirs (nor the committer
+            // thread its life).
+            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done(r)));
+            if called.is_err() {
+                tracing::error!("a store commit call-back panicked");
+            }
         }
         mine
     }
