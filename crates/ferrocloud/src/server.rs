@@ -127,23 +127,25 @@ fn pump(mut incoming: Incoming, content_length: Option<u64>, limit: u64) -> Body
     body
 }
 
-/// Turn a [`BodyOut`] into a response body, streaming files in 1 MiB chunks.
+/// Turn a [`BodyOut`] into a response body, streaming files in [`FILE_CHUNK`] chunks.
 fn out_body(body: BodyOut) -> RespBody {
     match body {
         BodyOut::Bytes(b) => RespBody::Full(Some(b)),
         BodyOut::Stream { rx, len } => RespBody::Channel { rx, len },
         BodyOut::File { path, offset, len } => {
-            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let (tx, rx) = tokio::sync::mpsc::channel(8);
             tokio::task::spawn_blocking(move || stream_file(path, offset, len, tx));
             RespBody::Channel { rx, len: Some(len) }
         }
     }
 }
 
-/// Size of the reads that stream a file into a response.
-const FILE_CHUNK: u64 = 1 << 20;
+/// Size of the reads that stream a file into a response, up to 8 of them in flight. Measured on
+/// 64 MiB GETs over loopback (30 each): 256 KiB x 8 gave a median of 2,700-2,900 MiB/s and a
+/// minimum of 1,800; 1 MiB x 4 gave 2,200 and 1,400; 4 MiB x 4 gave 1,500 and 900.
+const FILE_CHUNK: u64 = 256 << 10;
 
-/// Read a file range on a blocking thread in big reads (one system call per MiB, no zeroing
+/// Read a file range on a blocking thread in big reads (one system call per chunk, no zeroing
 /// of buffers) and hand the chunks to the response.
 fn stream_file(
     path: std::path::PathBuf,
