@@ -6,7 +6,7 @@
 //! thread. Must not live here: what the locks protect.
 
 use std::collections::HashSet;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// The S3 metadata locks. Rules: a key is held by one writer at a time and never while the
 /// exclusive lock is held or wanted (so a stream of puts cannot starve a bucket-level change);
@@ -36,14 +36,16 @@ enum Held {
     Refs,
 }
 
-/// A held lock; released on drop.
+/// A held lock; released on drop. It owns a handle on the locks, so it can outlive the request
+/// that took it (a put hands its guards to the commit's call-back: a request cancelled while
+/// waiting for its commit keeps its key locked until the commit is done).
 #[must_use = "the lock is released when the guard is dropped"]
-pub(crate) struct Guard<'a> {
-    locks: &'a Locks,
+pub(crate) struct Guard {
+    locks: Arc<Locks>,
     held: Held,
 }
 
-impl Drop for Guard<'_> {
+impl Drop for Guard {
     fn drop(&mut self) {
         {
             let mut st = self.locks.state();
@@ -65,8 +67,11 @@ impl Locks {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn guard(&self, held: Held) -> Guard<'_> {
-        Guard { locks: self, held }
+    fn guard(self: &Arc<Self>, held: Held) -> Guard {
+        Guard {
+            locks: self.clone(),
+            held,
+        }
     }
 
     /// Block until `ready` holds for the state, then `take` it. A wait happens outside the
@@ -91,7 +96,7 @@ impl Locks {
     }
 
     /// All S3 metadata, exclusively (blocking).
-    pub(crate) fn exclusive(&self) -> Guard<'_> {
+    pub(crate) fn exclusive(self: &Arc<Self>) -> Guard {
         self.state().exclusive_waiting += 1;
         self.wait_then(
             |st| !st.exclusive && st.keys.is_empty(),
@@ -104,7 +109,7 @@ impl Locks {
     }
 
     /// The versions of the key whose hash is `key` (awaited).
-    pub(crate) async fn key(&self, key: u64) -> Guard<'_> {
+    pub(crate) async fn key(self: &Arc<Self>, key: u64) -> Guard {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -122,13 +127,13 @@ impl Locks {
     }
 
     /// The content reference counts (blocking).
-    pub(crate) fn refs_blocking(&self) -> Guard<'_> {
+    pub(crate) fn refs_blocking(self: &Arc<Self>) -> Guard {
         self.wait_then(|st| !st.refs, |st| st.refs = true);
         self.guard(Held::Refs)
     }
 
     /// The content reference counts (awaited).
-    pub(crate) async fn refs(&self) -> Guard<'_> {
+    pub(crate) async fn refs(self: &Arc<Self>) -> Guard {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -149,7 +154,6 @@ impl Locks {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
     use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

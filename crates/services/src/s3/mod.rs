@@ -50,7 +50,7 @@ pub struct S3 {
     /// puts, which hold only their key (see [`S3::key_guard`]), so puts of different keys run
     /// (and commit, grouped by the store) concurrently. Content reference count changes (read,
     /// then write) hold the reference lock too, until they are durable.
-    locks: Locks,
+    locks: Arc<Locks>,
     /// Enforce bucket policies (strict auth mode).
     enforce: AtomicBool,
     last_seq: AtomicU64,
@@ -130,6 +130,20 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// A content file committed for a transaction not yet queued: removed if dropped armed.
+struct Unrecorded<'a> {
+    content: &'a ContentStore,
+    hash: Option<String>,
+}
+
+impl Drop for Unrecorded<'_> {
+    fn drop(&mut self) {
+        if let Some(h) = self.hash.take() {
+            self.content.remove(&h);
+        }
+    }
+}
+
 /// Whether `writes` change a bucket record or name (cached buckets are then stale).
 fn touches_buckets(writes: &[Write]) -> bool {
     writes.iter().any(|w| match w {
@@ -196,7 +210,7 @@ impl S3 {
             store,
             content,
             bus,
-            locks: Locks::default(),
+            locks: Arc::new(Locks::default()),
             enforce: AtomicBool::new(false),
             last_seq: AtomicU64::new(0),
             buckets: Mutex::new(BucketCache::default()),
@@ -227,13 +241,13 @@ impl S3 {
     }
 
     /// Exclusive use of all S3 metadata.
-    pub(crate) fn guard(&self) -> Guard<'_> {
+    pub(crate) fn guard(&self) -> Guard {
         self.locks.exclusive()
     }
 
     /// Exclusive use of one key's versions (other keys stay free); awaited, so a put waiting
     /// for its commit holds no thread.
-    pub(crate) async fn key_guard(&self, bucket: &str, key: &str) -> Guard<'_> {
+    pub(crate) async fn key_guard(&self, bucket: &str, key: &str) -> Guard {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (bucket, key).hash(&mut h);
@@ -275,36 +289,63 @@ impl S3 {
         Ok(())
     }
 
-    /// [`S3::apply`] for async callers: waits for the durable commit without holding a thread.
-    pub(crate) async fn apply_async(&self, tx: Tx) -> Result<(), ApiError> {
-        let _refs = match tx.changes_refs() {
+    /// [`S3::apply`] for async callers, holding `held` (the key's guard): waits for the durable
+    /// commit without holding a thread. `fresh` is a content file committed for `tx` that no
+    /// record references yet. Once the writes are queued, the rest happens in the commit's
+    /// call-back (dropping unreferenced content, releasing the guards), so a caller cancelled
+    /// while it waits (its client went away) neither lets another writer read the key before
+    /// these writes are in the store nor leaves files behind; cancelled before, it removes
+    /// `fresh`.
+    pub(crate) async fn apply_async(
+        &self,
+        tx: Tx,
+        held: Guard,
+        fresh: Option<String>,
+    ) -> Result<(), ApiError> {
+        let unrecorded = Unrecorded {
+            content: &self.content,
+            hash: fresh,
+        };
+        let refs = match tx.changes_refs() {
             true => Some(self.locks.refs().await),
             false => None,
         };
         let (writes, gone) = self.with_refs(tx)?;
-        if !writes.is_empty() {
-            let buckets_changed = touches_buckets(&writes);
-            let (send, done) = tokio::sync::oneshot::channel();
-            self.store.batch_then(
-                writes,
-                Box::new(move |r| {
-                    let _ = send.send(r);
-                }),
-            );
-            let written = done.await.unwrap_or_else(|_| {
-                Err(fc_store::StoreError::Backend(
-                    "the store dropped a commit".into(),
-                ))
-            });
-            if buckets_changed {
-                self.buckets_changed();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let buckets_changed = touches_buckets(&writes);
+        let (send, done) = tokio::sync::oneshot::channel();
+        let content = self.content.clone();
+        self.store.batch_then(
+            writes,
+            Box::new(move |r| {
+                if r.is_ok() {
+                    for h in gone {
+                        content.remove(&h);
+                    }
+                }
+                drop((held, refs));
+                let _ = send.send(r);
+            }),
+        );
+        // Queued: the record will reference it (or the call-back saw the failure).
+        let mut unrecorded = unrecorded;
+        let fresh = unrecorded.hash.take();
+        let written = done.await.unwrap_or_else(|_| {
+            Err(fc_store::StoreError::Backend(
+                "the store dropped a commit".into(),
+            ))
+        });
+        if buckets_changed {
+            self.buckets_changed();
+        }
+        if written.is_err() {
+            if let Some(h) = fresh {
+                self.content.remove(&h);
             }
-            written.map_err(store_err)?;
         }
-        for h in gone {
-            self.content.remove(&h);
-        }
-        Ok(())
+        written.map_err(store_err)
     }
 
     /// The transaction's writes plus its reference count changes (read now: call with the

@@ -427,8 +427,8 @@ impl S3 {
         template.etag = staged.digests.etag();
         template.checksum = checksum;
         template.last_modified = now_secs();
-        // The key stays held until the new version is durable; the commit is awaited, so
-        // the worker thread serves other requests (whose commits join the same group) meanwhile.
+        // The key stays held until the new version is durable (see `apply_async`); the commit
+        // is awaited, so the worker serves other requests (whose commits join the same group).
         let held = self.key_guard(&bucket.name, &key).await;
         let pre = self.write_conditions(&scope, &bucket.name, &key, input);
         if let Err(e) = pre {
@@ -443,10 +443,18 @@ impl S3 {
             // Renames the staged file into place and syncs its directory.
             None => template.content = Some(super::blocking(|| self.content.commit(&staged))?),
         }
+        let fresh = template.content.clone();
         let mut tx = Tx::default();
-        let installed = self.install_version(&scope, &bucket, template, &mut tx)?;
-        self.apply_async(tx).await?;
-        drop(held);
+        let installed = match self.install_version(&scope, &bucket, template, &mut tx) {
+            Ok(i) => i,
+            Err(e) => {
+                if let Some(h) = &fresh {
+                    self.content.remove(h);
+                }
+                return Err(e);
+            }
+        };
+        self.apply_async(tx, held, fresh).await?;
         self.notify(ctx, &bucket, "ObjectCreated:Put", &installed.rec);
         let mut out = json!({"ETag": installed.rec.etag, "Size": installed.rec.size});
         if installed.versioned {

@@ -1032,3 +1032,40 @@ async fn concurrent_puts_of_one_key_and_deletes() {
     drop(s3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A put whose request goes away while it waits for its commit (the client disconnected)
+/// keeps its key until the commit is done: puts of the key right after it still see it, so no
+/// content file is left without a record or freed while one still uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_puts_keep_their_key_until_committed() {
+    let dir = std::env::temp_dir().join(format!("fc-s3-cancel-{}", uuid::Uuid::new_v4().simple()));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("state")).unwrap());
+    let s3 = Arc::new(S3::new(store, dir.clone(), Bus::new()).unwrap());
+    call(&s3, "CreateBucket", json!({"Bucket": "cxl"}))
+        .await
+        .unwrap();
+    let big = vec![5u8; INLINE_MAX + 1];
+    for i in 0..60u64 {
+        // Cancelled at some point of its way (often while its commit is queued).
+        let s3c = s3.clone();
+        let data = big.clone();
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(50 + i * 10), async move {
+            put(&s3c, "cxl", "k", &data).await;
+        })
+        .await;
+        put(&s3, "cxl", "k", &big).await;
+    }
+    // Let queued commits of cancelled puts finish.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (_, body) = get(&s3, json!({"Bucket": "cxl", "Key": "k"}))
+        .await
+        .unwrap();
+    assert_eq!(body, big);
+    assert_eq!(
+        s3.content.all_hashes().len(),
+        1,
+        "only the current version's content"
+    );
+    drop(s3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
