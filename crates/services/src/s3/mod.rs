@@ -302,7 +302,7 @@ impl S3 {
         held: Guard,
         fresh: Option<String>,
     ) -> Result<(), ApiError> {
-        let unrecorded = Unrecorded {
+        let mut unrecorded = Unrecorded {
             content: &self.content,
             hash: fresh,
         };
@@ -329,21 +329,24 @@ impl S3 {
                 let _ = send.send(r);
             }),
         );
-        // Queued: the record will reference it (or the call-back saw the failure).
-        let mut unrecorded = unrecorded;
+        // Queued: from now on the commit decides whether a record references it.
         let fresh = unrecorded.hash.take();
-        let written = done.await.unwrap_or_else(|_| {
-            Err(fc_store::StoreError::Backend(
+        let written = match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                // Nothing of the transaction was written.
+                if let Some(h) = fresh {
+                    self.content.remove(&h);
+                }
+                Err(e)
+            }
+            // Outcome unknown: the file stays (swept at start-up if unreferenced).
+            Err(_) => Err(fc_store::StoreError::Backend(
                 "the store dropped a commit".into(),
-            ))
-        });
+            )),
+        };
         if buckets_changed {
             self.buckets_changed();
-        }
-        if written.is_err() {
-            if let Some(h) = fresh {
-                self.content.remove(&h);
-            }
         }
         written.map_err(store_err)
     }
