@@ -15,8 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import unique
-
-DEBIAN_OWNER = "136693071363"
+from test_ec2_instances import debian_ami, describe, wait_console, wait_state
 
 
 def _skip_reason():
@@ -67,46 +66,6 @@ def groups(ec2):
             ec2.delete_security_group(GroupId=g)
         except ClientError:
             pass
-
-
-def debian_ami(ec2):
-    images = ec2.describe_images(Owners=[DEBIAN_OWNER], Filters=[
-        {"Name": "name", "Values": ["debian-12-*"]},
-        {"Name": "architecture", "Values": ["x86_64"]}])["Images"]
-    assert images
-    return images[0]["ImageId"]
-
-
-def describe(ec2, iid):
-    return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
-
-
-def wait_state(ec2, ids, state, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        got = {i["InstanceId"]: i["State"]["Name"]
-               for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
-               for i in r["Instances"]}
-        if all(got.get(i) == state for i in ids):
-            return
-        if time.time() > deadline:
-            raise AssertionError(f"instances not {state}: {got}")
-        time.sleep(0.2)
-
-
-def console(ec2, iid):
-    return ec2.get_console_output(InstanceId=iid).get("Output", "")
-
-
-def wait_console(ec2, iid, predicate, timeout=60):
-    deadline = time.time() + timeout
-    text = ""
-    while time.time() < deadline:
-        text = console(ec2, iid)
-        if predicate(text):
-            return text
-        time.sleep(0.3)
-    raise AssertionError("console output never matched:\n" + text[-4000:])
 
 
 def new_group(ec2, groups, what):

@@ -94,7 +94,7 @@ def wait_console(ec2, iid, predicate, timeout=60):
         if predicate(text):
             return text
         time.sleep(0.3)
-    raise AssertionError("console output never matched:\n" + text)
+    raise AssertionError("console output never matched:\n" + text[-4000:])
 
 
 USER_DATA = r"""#!/bin/sh

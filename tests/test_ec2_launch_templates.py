@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import unique
+from test_ec2_instances import debian_ami, wait_state
 
-DEBIAN_OWNER = "136693071363"
 # An empty structure never reaches the wire (the query protocol has no way to say "{}").
 NO_DATA = {"EbsOptimized": False}
 
@@ -48,27 +48,6 @@ def launched(ec2):
     if ids:
         ec2.terminate_instances(InstanceIds=ids)
         wait_state(ec2, ids, "terminated")
-
-
-def wait_state(ec2, ids, state, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        got = {i["InstanceId"]: i["State"]["Name"]
-               for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
-               for i in r["Instances"]}
-        if all(got.get(i) == state for i in ids):
-            return
-        if time.time() > deadline:
-            raise AssertionError(f"instances not {state}: {got}")
-        time.sleep(0.2)
-
-
-def debian_ami(ec2):
-    images = ec2.describe_images(Owners=[DEBIAN_OWNER], Filters=[
-        {"Name": "name", "Values": ["debian-12-*"]},
-        {"Name": "architecture", "Values": ["x86_64"]}])["Images"]
-    assert images
-    return images[0]["ImageId"]
 
 
 def create(ec2, templates, name, data, **kw):
