@@ -757,20 +757,24 @@ fn garbage_database_file_is_an_error() {
     assert!(err.to_string().contains("state.db"), "{err}");
 }
 
+/// Make inserts of records matching `when` (an SQL condition on `NEW`) fail in the store of
+/// `dir`, through a second connection.
+fn poison(dir: &TempDir, when: &str) {
+    let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TRIGGER poison BEFORE INSERT ON records WHEN {when}
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END;"
+    ))
+    .unwrap();
+}
+
 /// Concurrent jobs share commits; a job that fails inside a group changes nothing and does
 /// not fail the others.
 #[test]
 fn failing_job_in_a_group_fails_alone() {
     let dir = TempDir::new("group-fail");
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    {
-        let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
-        conn.execute_batch(
-            "CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.key = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
-        )
-        .unwrap();
-    }
+    poison(&dir, "NEW.key = 'poison'");
     const THREADS: usize = 6;
     const ROUNDS: usize = 80;
     let threads: Vec<_> = (0..THREADS)
@@ -825,14 +829,7 @@ fn asynchronous_batches_join_the_group_commit() {
     use std::sync::mpsc;
     let dir = TempDir::new("group-async");
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    {
-        let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
-        conn.execute_batch(
-            "CREATE TRIGGER poison BEFORE INSERT ON records WHEN NEW.key LIKE 'poison%'
-             BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
-        )
-        .unwrap();
-    }
+    poison(&dir, "NEW.key LIKE 'poison%'");
     const THREADS: usize = 4;
     const ROUNDS: usize = 50;
     let (tx, rx) = mpsc::channel::<(String, bool)>();

@@ -948,14 +948,22 @@ async fn bucket_cache_follows_writes_and_resets() {
     assert_eq!(e.status, 404);
 }
 
+/// S3 over an on-disk store (whose commits are asynchronous) in a new temp directory.
+fn on_disk(name: &str) -> (Arc<S3>, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("fc-s3-{name}-{}", uuid::Uuid::new_v4().simple()));
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("state")).unwrap());
+    (
+        Arc::new(S3::new(store, dir.clone(), Bus::new()).unwrap()),
+        dir,
+    )
+}
+
 /// Puts of one key from many tasks over an on-disk store (asynchronous commits), mixed with
 /// deletes (which hold all metadata exclusively): every acknowledged put is a version, the
 /// latest is the last one acknowledged, and content files match the versions that use them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_of_one_key_and_deletes() {
-    let dir = std::env::temp_dir().join(format!("fc-s3-race-{}", uuid::Uuid::new_v4().simple()));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("state")).unwrap());
-    let s3 = Arc::new(S3::new(store, dir.clone(), Bus::new()).unwrap());
+    let (s3, dir) = on_disk("race");
     call(&s3, "CreateBucket", json!({"Bucket": "race"}))
         .await
         .unwrap();
@@ -1038,9 +1046,7 @@ async fn concurrent_puts_of_one_key_and_deletes() {
 /// content file is left without a record or freed while one still uses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_puts_keep_their_key_until_committed() {
-    let dir = std::env::temp_dir().join(format!("fc-s3-cancel-{}", uuid::Uuid::new_v4().simple()));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("state")).unwrap());
-    let s3 = Arc::new(S3::new(store, dir.clone(), Bus::new()).unwrap());
+    let (s3, dir) = on_disk("cancel");
     call(&s3, "CreateBucket", json!({"Bucket": "cxl"}))
         .await
         .unwrap();
